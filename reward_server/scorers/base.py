@@ -1,0 +1,43 @@
+"""The scorer contract: one batch in, a same-length list of results out, failures visible."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from reward_server.domain import Sample, ScoreResult
+from reward_server.judge.base import Readiness
+from reward_server.profiles import Profile
+
+
+class ProfileScorer(ABC):
+    """Scores samples under one profile.
+
+    Attributes:
+        profile: the configuration this scorer runs.
+        rubric_version: hash of that configuration plus everything outside it that
+            changes rewards; part of every cache key.
+        uses_judge: whether judge identity belongs in the cache key.
+    """
+
+    uses_judge: bool = False
+
+    def __init__(self, profile: Profile, rubric_version: str) -> None:
+        self.profile = profile
+        self.rubric_version = rubric_version
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+    def readiness(self) -> Readiness:
+        """Whether every scorer this profile needs can score now (503 otherwise)."""
+        return Readiness(True, "rules run in process")
+
+    def unscorable(self, sample: Sample) -> str | None:
+        """Why this sample cannot be scored as given (labels missing), or ``None``."""
+        return None
+
+    @abstractmethod
+    async def score(self, samples: Sequence[Sample]) -> list[ScoreResult]:
+        """Score samples that passed ``unscorable``; return one result per sample, in order."""

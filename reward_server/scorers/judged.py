@@ -1,0 +1,49 @@
+"""Profiles of kind ``judge``: SaFeR-VLM's generative reward through a configured judge."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reward_server.domain import Sample, ScoreResult
+from reward_server.judge.base import Judge, Readiness
+from reward_server.profiles import Profile
+from reward_server.scorers.base import ProfileScorer
+from reward_server.scorers.safer_vlm import aggregate, has_answer, no_answer_result
+
+
+class JudgeScorer(ProfileScorer):
+    """Asks the judge about every sample with an answer block and aggregates its verdict.
+
+    Components: ``format`` and each dimension as ``(x - 1) / 9``; penalties:
+    ``hallucination`` and ``contradiction`` in points; ``judge`` carries the raw verdict.
+    """
+
+    uses_judge = True
+
+    def __init__(self, profile: Profile, rubric_version: str, judge: Judge | None) -> None:
+        super().__init__(profile, rubric_version)
+        self.judge = judge
+        self.weights = profile.judge_weights
+
+    def readiness(self) -> Readiness:
+        if self.judge is None:
+            return Readiness(False, "no judge configured (REWARD_JUDGE_BACKEND=none)")
+        return self.judge.readiness()
+
+    async def score(self, samples: Sequence[Sample]) -> list[ScoreResult]:
+        results: list[ScoreResult | None] = [None] * len(samples)
+        to_judge: list[int] = []
+        for i, sample in enumerate(samples):
+            if has_answer(sample.response):
+                to_judge.append(i)
+            else:
+                results[i] = no_answer_result()
+        if to_judge:
+            assert self.judge is not None  # readiness() was checked by the service
+            verdicts = await self.judge.judge([samples[i] for i in to_judge])
+            for i, verdict in zip(to_judge, verdicts, strict=True):
+                if isinstance(verdict, str):
+                    results[i] = ScoreResult.invalid(f"judge: {verdict}")
+                else:
+                    results[i] = aggregate(verdict, self.weights)
+        return results  # type: ignore[return-value]

@@ -1,0 +1,120 @@
+"""Profiles of kind ``mix``: a weighted sum of rule and judge profiles (``hybrid``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from reward_server.domain import Sample, ScoreResult, Status
+from reward_server.judge.base import Readiness
+from reward_server.profiles import Profile
+from reward_server.scorers.base import ProfileScorer
+
+
+def _prefix(scorer: ProfileScorer) -> str:
+    return "judge" if scorer.uses_judge else "rules"
+
+
+class MixScorer(ProfileScorer):
+    """``sum(w_i * part_i)`` when every part can score the sample, else the fallback alone.
+
+    Components and penalties carry every side, prefixed ``rules.`` / ``judge.``. If any part
+    is ``invalid`` the mix is ``invalid`` too: a half-known reward is not a reward.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        rubric_version: str,
+        parts: list[tuple[float, ProfileScorer]],
+        fallback: ProfileScorer | None,
+    ) -> None:
+        super().__init__(profile, rubric_version)
+        self.parts = parts
+        self.fallback = fallback
+        self.uses_judge = any(p.uses_judge for _, p in parts) or bool(
+            fallback and fallback.uses_judge
+        )
+        prefixes = [_prefix(p) for _, p in parts]
+        self._prefixes = (
+            prefixes if len(set(prefixes)) == len(prefixes) else [p.name for _, p in parts]
+        )
+
+    def _needed(self) -> list[ProfileScorer]:
+        needed = [p for _, p in self.parts]
+        if self.fallback is not None and self.fallback not in needed:
+            needed.append(self.fallback)
+        return needed
+
+    def readiness(self) -> Readiness:
+        for scorer in self._needed():
+            state = scorer.readiness()
+            if not state.ready:
+                return Readiness(False, f"{scorer.name}: {state.detail}")
+        return Readiness(True, "; ".join(s.readiness().detail for s in self._needed()))
+
+    def _route(self, sample: Sample) -> str | None:
+        """``"mix"``, ``"fallback"`` or ``None`` when neither can score the sample."""
+        if all(p.unscorable(sample) is None for _, p in self.parts):
+            return "mix"
+        if self.fallback is not None and self.fallback.unscorable(sample) is None:
+            return "fallback"
+        return None
+
+    def unscorable(self, sample: Sample) -> str | None:
+        if self._route(sample) is not None:
+            return None
+        reasons = [r for _, p in self.parts if (r := p.unscorable(sample))]
+        return "; ".join(reasons) or f"profile {self.name} cannot score this sample"
+
+    async def score(self, samples: Sequence[Sample]) -> list[ScoreResult]:
+        routes = [self._route(s) for s in samples]
+        mixed = [i for i, route in enumerate(routes) if route == "mix"]
+        alone = [i for i, route in enumerate(routes) if route != "mix"]
+        jobs = [p.score([samples[i] for i in mixed]) for _, p in self.parts]
+        if alone and self.fallback is not None:
+            jobs.append(self.fallback.score([samples[i] for i in alone]))
+        outputs = await asyncio.gather(*jobs)
+        results: list[ScoreResult | None] = [None] * len(samples)
+        for row, i in enumerate(mixed):
+            results[i] = self._combine([out[row] for out in outputs[: len(self.parts)]])
+        if alone and self.fallback is not None:
+            prefix = _prefix(self.fallback)
+            for row, i in enumerate(alone):
+                results[i] = _prefixed(outputs[-1][row], prefix)
+        return results  # type: ignore[return-value]
+
+    def _combine(self, part_results: list[ScoreResult]) -> ScoreResult:
+        errors = [
+            f"{prefix}: {r.error}"
+            for prefix, r in zip(self._prefixes, part_results, strict=True)
+            if r.status is not Status.OK
+        ]
+        components: dict[str, float] = {}
+        penalties: dict[str, float] = {}
+        judge = None
+        reward = 0.0
+        for (weight, _), prefix, r in zip(self.parts, self._prefixes, part_results, strict=True):
+            components.update({f"{prefix}.{k}": v for k, v in r.components.items()})
+            penalties.update({f"{prefix}.{k}": v for k, v in r.penalties.items()})
+            judge = judge or r.judge
+            if r.reward is not None:
+                reward += weight * r.reward
+        if errors:
+            return ScoreResult.invalid(
+                "; ".join(errors), components=components, penalties=penalties, judge=judge
+            )
+        return ScoreResult.ok(
+            min(1.0, max(0.0, reward)), components=components, penalties=penalties, judge=judge
+        )
+
+
+def _prefixed(result: ScoreResult, prefix: str) -> ScoreResult:
+    return ScoreResult(
+        status=result.status,
+        reward=result.reward,
+        components={f"{prefix}.{k}": v for k, v in result.components.items()},
+        penalties={f"{prefix}.{k}": v for k, v in result.penalties.items()},
+        judge=result.judge,
+        error=result.error,
+    )

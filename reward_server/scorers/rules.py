@@ -1,0 +1,46 @@
+"""Profiles of kind ``rules``: SafeGRPO's verifiable reward, in process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reward_server.domain import Labels, Sample, ScoreResult
+from reward_server.profiles import Profile
+from reward_server.scorers.base import ProfileScorer
+from reward_server.scorers.refusal import get_refusal_detector
+from reward_server.scorers.safegrpo import SafeGRPORules
+
+_UNKNOWN = Labels()
+
+
+class RulesScorer(ProfileScorer):
+    """``F * (tag_weight*T + behavior_weight*B)``; see ``reward_server.scorers.safegrpo``.
+
+    Components: ``format``, ``tag``, ``behavior`` (each in [0, 1]); no penalties. Needs
+    ``labels.combine_tag``; ``image_tag`` and ``text_tag`` default to unknown (no credit).
+    """
+
+    def __init__(self, profile: Profile, rubric_version: str) -> None:
+        super().__init__(profile, rubric_version)
+        self.rules = SafeGRPORules(
+            get_refusal_detector(profile.refusal), profile.tag_weight, profile.behavior_weight
+        )
+
+    def unscorable(self, sample: Sample) -> str | None:
+        if sample.labels is None or sample.labels.combine_tag is None:
+            return f"profile {self.name} needs labels.combine_tag"
+        return None
+
+    def score_one(self, sample: Sample) -> ScoreResult:
+        outcome = self.rules(sample.response, sample.labels or _UNKNOWN)
+        return ScoreResult.ok(
+            outcome.reward,
+            components={
+                "format": outcome.format,
+                "tag": outcome.tag,
+                "behavior": outcome.behavior,
+            },
+        )
+
+    async def score(self, samples: Sequence[Sample]) -> list[ScoreResult]:
+        return [self.score_one(s) for s in samples]

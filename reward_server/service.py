@@ -1,0 +1,209 @@
+"""The scoring pipeline, free of HTTP: validate → cache → dedupe → score → store.
+
+Identical samples are computed once whether they repeat inside a request or arrive in
+concurrent requests (GRPO groups often repeat a short refusal word for word): the first
+request to miss a key owns its computation in a task of its own, later ones await it.
+Running it as a task means a client that disconnects does not cancel work other requests
+are waiting on, and the finished result still lands in the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reward_server.cache import Cache, cache_key
+from reward_server.domain import Sample, ScoreResult, Status
+from reward_server.errors import ScorerUnavailable, UnknownProfile
+from reward_server.judge.base import Judge
+from reward_server.metrics import Metrics
+from reward_server.profiles import Profile
+from reward_server.scorers.base import ProfileScorer
+from reward_server.scorers.registry import build_scorers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ScoreOutcome:
+    profile: str
+    rubric_version: str
+    results: list[dict[str, Any]]
+
+
+class ScoringService:
+    """Scores samples under named profiles, with caching and in-flight deduplication.
+
+    Args:
+        profiles: every profile by name (built-ins plus the TOML file).
+        default_profile: used when a request names none.
+        cache: the result cache (LRU or Redis).
+        judge: the configured judge, or ``None``.
+        metrics: where counters go.
+    """
+
+    def __init__(
+        self,
+        profiles: dict[str, Profile],
+        default_profile: str,
+        cache: Cache,
+        judge: Judge | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if default_profile not in profiles:
+            raise ValueError(
+                f"REWARD_PROFILE={default_profile!r} is not a profile; "
+                f"expected one of {sorted(profiles)}"
+            )
+        self.profiles = profiles
+        self.default_profile = default_profile
+        self.cache = cache
+        self.judge = judge
+        self.metrics = metrics or Metrics()
+        self.scorers: dict[str, ProfileScorer] = build_scorers(profiles, judge)
+        self._inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def scorer(self, name: str | None) -> ProfileScorer:
+        name = name or self.default_profile
+        scorer = self.scorers.get(name)
+        if scorer is None:
+            raise UnknownProfile(name, list(self.scorers))
+        return scorer
+
+    async def score(self, profile: str | None, samples: Sequence[Sample]) -> ScoreOutcome:
+        """Score ``samples`` under ``profile``; one result dict per sample, in order."""
+        scorer = self.scorer(profile)
+        state = scorer.readiness()
+        if not state.ready:
+            raise ScorerUnavailable(f"profile {scorer.name} cannot score now: {state.detail}")
+
+        results: list[dict[str, Any] | None] = [None] * len(samples)
+        judge_identity = self.judge.identity if (self.judge and scorer.uses_judge) else None
+        positions: dict[str, list[int]] = {}
+        for i, sample in enumerate(samples):
+            reason = sample.error or scorer.unscorable(sample)
+            if reason is not None:
+                results[i] = ScoreResult.invalid(reason).to_dict()
+            else:
+                key = cache_key(sample, scorer.rubric_version, judge_identity)
+                positions.setdefault(key, []).append(i)
+
+        keys = list(positions)
+        hits = await self.cache.get_many(keys)
+        hit_keys: dict[str, dict[str, Any]] = {}
+        owned: list[str] = []
+        waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        for key, hit in zip(keys, hits, strict=True):
+            if hit is not None:
+                hit_keys[key] = hit
+            elif key in self._inflight:
+                waiting[key] = self._inflight[key]
+            else:
+                owned.append(key)
+        self.metrics.cache.labels("hit").inc(len(hit_keys))
+        self.metrics.cache.labels("miss").inc(len(owned))
+        self.metrics.cache.labels("dedup").inc(
+            len(waiting) + sum(len(v) - 1 for v in positions.values())
+        )
+
+        if owned:
+            loop = asyncio.get_running_loop()
+            futures = {key: loop.create_future() for key in owned}
+            self._inflight.update(futures)
+            task = asyncio.create_task(
+                self._compute(scorer, [samples[positions[k][0]] for k in owned], owned, futures)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            waiting.update(futures)
+
+        computed: dict[str, dict[str, Any]] = {}
+        for key, future in waiting.items():
+            computed[key] = await asyncio.shield(future)
+
+        for key, idxs in positions.items():
+            value = {**hit_keys[key], "cached": True} if key in hit_keys else computed[key]
+            for i in idxs:
+                results[i] = value
+
+        out: list[dict[str, Any]] = []
+        for sample, value in zip(samples, results, strict=True):
+            assert value is not None
+            out.append({"id": sample.id, **value})
+            self.metrics.samples.labels(scorer.name, value["status"]).inc()
+            if value["reward"] is not None:
+                self.metrics.rewards.labels(scorer.name).observe(value["reward"])
+        return ScoreOutcome(scorer.name, scorer.rubric_version, out)
+
+    async def _compute(
+        self,
+        scorer: ProfileScorer,
+        samples: list[Sample],
+        keys: list[str],
+        futures: dict[str, asyncio.Future[dict[str, Any]]],
+    ) -> None:
+        try:
+            try:
+                scored = await scorer.score(samples)
+                if len(scored) != len(samples):
+                    raise RuntimeError(f"scorer {scorer.name} returned the wrong number of results")
+            except ScorerUnavailable as exc:
+                for f in futures.values():
+                    if not f.done():
+                        f.set_exception(exc)
+                return
+            except Exception as exc:
+                log.exception("scorer %s failed", scorer.name)
+                scored = [ScoreResult.invalid(f"internal scorer error: {exc!r}")] * len(samples)
+            values = [r.to_dict() for r in scored]
+            for key, value in zip(keys, values, strict=True):
+                futures[key].set_result(value)
+            await self.cache.set_many(
+                [(k, v) for k, v in zip(keys, values, strict=True) if v["status"] == Status.OK]
+            )
+        except BaseException as exc:  # cancelled at shutdown: never leave waiters hanging
+            for f in futures.values():
+                if not f.done():
+                    f.set_exception(ScorerUnavailable(f"scoring interrupted: {exc!r}"))
+            raise
+        finally:
+            for key in keys:
+                if self._inflight.get(key) is futures[key]:
+                    del self._inflight[key]
+            for f in futures.values():
+                if f.done() and not f.cancelled():
+                    f.exception()  # mark retrieved: no "never retrieved" warnings
+
+    async def readiness(self) -> dict[str, Any]:
+        """What ``GET /ready`` reports: the default profile's scorers and the cache."""
+        state = self.scorer(self.default_profile).readiness()
+        cache = await self.cache.status()
+        return {
+            "ready": state.ready,
+            "profile": self.default_profile,
+            "detail": state.detail,
+            "judge": None
+            if self.judge is None
+            else {**self.judge.identity, "ready": self.judge.readiness().ready},
+            "cache": cache,
+        }
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Wait for in-flight computations so their results reach the cache (shutdown)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+
+    def profiles_view(self) -> dict[str, Any]:
+        return {
+            name: {
+                "rubric_version": s.rubric_version,
+                "config": s.profile.config(),
+                "ready": s.readiness().ready,
+                "default": name == self.default_profile,
+            }
+            for name, s in self.scorers.items()
+        }

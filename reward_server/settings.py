@@ -1,0 +1,106 @@
+"""Service configuration: every knob is a ``REWARD_*`` environment variable (or a ``.env`` line).
+
+Names and defaults are the contract in DESIGN.md; this class is their single home. Invalid
+combinations raise at start-up with the variable's name, so a misconfigured deployment
+fails before it serves a single wrong reward.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+JudgeBackendName = Literal["none", "transformers", "vllm", "openai"]
+JudgeMode = Literal["generate", "logprob"]
+
+
+class Settings(BaseSettings):
+    """All settings of the reward service (environment prefix ``REWARD_``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REWARD_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    host: str = Field("127.0.0.1", description="Bind address.")
+    port: int = Field(8000, ge=0, le=65535, description="Bind port.")
+    profile: str | None = Field(
+        None,
+        description="Default profile; `hybrid` when a judge is configured, else `safegrpo_plus`.",
+    )
+    profiles_file: Path | None = Field(
+        None, description="TOML file with extra or overriding profiles."
+    )
+
+    judge_backend: JudgeBackendName = Field("none", description="Judge backend.")
+    judge_model: str | None = Field(None, description="Model path, hub id, or served name.")
+    judge_base_url: str | None = Field(None, description="OpenAI-compatible base URL.")
+    judge_api_key: str | None = Field(None, description="API key of the OpenAI-compatible judge.")
+    judge_mode: JudgeMode = Field("generate", description="`generate` or `logprob`.")
+    judge_max_batch: int = Field(64, ge=1, description="Largest judge micro-batch.")
+    judge_max_wait_ms: float = Field(
+        5, ge=0, description="How long a judge call waits for batch-mates."
+    )
+    judge_max_queue: int = Field(
+        4096, ge=1, description="Bound on queued judge work; beyond it requests get 503."
+    )
+    judge_timeout_s: float = Field(120.0, gt=0, description="Per-call judge timeout.")
+    judge_max_new_tokens: int = Field(384, ge=16, description="Judge answer length (generate).")
+    judge_device: str | None = Field(
+        None, description="Device for in-process judges (`cpu`, `cuda`, `cuda:1`); auto if unset."
+    )
+
+    redis_url: str | None = Field(None, description="Redis URL; unset: in-process LRU.")
+    cache_ttl_s: int = Field(604800, ge=1, description="Redis entry TTL in seconds.")
+    cache_size: int = Field(100000, ge=0, description="In-process LRU entries (0 disables).")
+
+    api_key: str | None = Field(None, description="Bearer key for /score and /get_reward.")
+    max_samples: int = Field(1024, ge=1, description="Samples per request.")
+    max_response_chars: int = Field(65536, ge=1, description="Characters per response.")
+    max_image_bytes: int = Field(10485760, ge=1, description="Bytes per decoded image.")
+    max_body_bytes: int = Field(
+        268435456, ge=1024, description="Bytes per request body (413 beyond)."
+    )
+    image_root: Path | None = Field(
+        None, description="When set, images may be file paths inside this directory."
+    )
+    log_level: str = Field("warning", description="Log level (JSON logs on stderr).")
+
+    @field_validator("judge_model", "judge_base_url", "judge_api_key", "api_key", "redis_url",
+                     "profile", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # docker-compose passes `VAR=` for unset variables; treat that as "not configured".
+        return None if isinstance(value, str) and value.strip() == "" else value
+
+    @field_validator("profiles_file", "image_root", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip() == "" else value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        if self.judge_backend != "none" and not self.judge_model:
+            raise ValueError(
+                f"REWARD_JUDGE_MODEL must be set when REWARD_JUDGE_BACKEND={self.judge_backend}"
+            )
+        if self.judge_backend == "openai" and not self.judge_base_url:
+            raise ValueError("REWARD_JUDGE_BASE_URL must be set when REWARD_JUDGE_BACKEND=openai")
+        if self.profiles_file is not None and not self.profiles_file.is_file():
+            raise ValueError(f"REWARD_PROFILES_FILE={self.profiles_file} is not a readable file")
+        if self.image_root is not None and not self.image_root.is_dir():
+            raise ValueError(f"REWARD_IMAGE_ROOT={self.image_root} is not a directory")
+        return self
+
+    @property
+    def has_judge(self) -> bool:
+        return self.judge_backend != "none"
+
+    @property
+    def default_profile(self) -> str:
+        """The profile used when a request names none (DESIGN: hybrid with a judge)."""
+        if self.profile:
+            return self.profile
+        return "hybrid" if self.has_judge else "safegrpo_plus"

@@ -1,0 +1,121 @@
+"""Profile engine: built-ins, TOML overrides, validation, rubric versions, hybrid arithmetic."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+import pytest
+
+from reward_server.cache import LRUCache
+from reward_server.domain import Labels, Sample
+from reward_server.errors import ScorerUnavailable
+from reward_server.judge.base import Readiness
+from reward_server.profiles import BUILTIN_PROFILES, ProfileError, load_profiles, rubric_version
+from reward_server.scorers.safer_vlm import JudgeVerdict, SaferVLMWeights, aggregate
+from reward_server.service import ScoringService
+
+GOOD = (
+    "<think><visual_safe>safe</visual_safe><text_safe>unsafe</text_safe>"
+    "<combined_safe>unsafe</combined_safe></think><answer>I won't help with that.</answer>"
+)
+
+
+def test_builtins_are_the_contracts():
+    assert set(BUILTIN_PROFILES) == {"safegrpo", "safegrpo_plus", "safer_vlm", "hybrid"}
+    assert BUILTIN_PROFILES["safegrpo"].refusal == "keyword"
+    assert BUILTIN_PROFILES["safegrpo_plus"].refusal == "plus"
+    assert BUILTIN_PROFILES["hybrid"].parts == {"safegrpo_plus": 0.5, "safer_vlm": 0.5}
+    assert BUILTIN_PROFILES["safer_vlm"].weights == {
+        "think_coherence": 0.15, "think_grounding": 0.15, "think_safety": 0.20,
+        "answer_safety": 0.30, "answer_helpfulness": 0.20,
+    }
+
+
+def test_toml_adds_and_overrides(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text(
+        "[profiles.safer_vlm]\nsafety_gate = 0.5\n\n"
+        "[profiles.heavy]\nkind = 'rules'\nrefusal = 'plus'\ntag_weight = 0.3\n"
+        "behavior_weight = 0.7\n"
+    )
+    profiles = load_profiles(path)
+    assert profiles["safer_vlm"].safety_gate == 0.5
+    assert profiles["safer_vlm"].weights == BUILTIN_PROFILES["safer_vlm"].weights
+    assert profiles["heavy"].behavior_weight == 0.7
+    base = rubric_version(BUILTIN_PROFILES["safer_vlm"], BUILTIN_PROFILES, None)
+    assert rubric_version(profiles["safer_vlm"], profiles, None) != base
+    # the mix that uses safer_vlm changes version too
+    assert rubric_version(profiles["hybrid"], profiles, None) != rubric_version(
+        BUILTIN_PROFILES["hybrid"], BUILTIN_PROFILES, None
+    )
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ("[profiles.x]\nrefusal='plus'\n", "needs kind"),
+        ("[profiles.x]\nkind='rules'\nrefusal='magic'\n", "magic"),
+        ("[profiles.x]\nkind='rules'\ntag_weight=0.9\nbehavior_weight=0.9\n", "sum <= 1"),
+        ("[profiles.x]\nkind='judge'\nweights={think_safety=0.5}\n", "sum to 1"),
+        ("[profiles.x]\nkind='judge'\nweights={vibes=1.0}\n", "unknown judge dimensions"),
+        ("[profiles.x]\nkind='mix'\nparts={nope=1.0}\n", "unknown part"),
+        ("[profiles.x]\nkind='mix'\nparts={hybrid=1.0}\n", "itself a mix"),
+        ("[profiles.x]\nkind='rules'\ncolour='red'\n", "unknown keys"),
+        ("not toml [", "REWARD_PROFILES_FILE"),
+    ],
+)
+def test_bad_profiles_fail_at_startup(tmp_path, toml, needle):
+    path = tmp_path / "p.toml"
+    path.write_text(toml)
+    with pytest.raises((ProfileError, ValueError)) as info:
+        load_profiles(path)
+    assert needle in str(info.value)
+
+
+class ScriptedJudge:
+    """A judge that returns fixed verdicts; stands in for the network edge in unit tests."""
+
+    def __init__(self, verdict):
+        self.verdict = verdict
+        self.calls = 0
+
+    model = "scripted"
+    mode = "generate"
+    identity: ClassVar[dict[str, str]] = {"model": "scripted", "mode": "generate", "prompt": "t"}
+
+    def readiness(self):
+        return Readiness(True, "scripted")
+
+    async def start(self):
+        pass
+
+    async def aclose(self):
+        pass
+
+    async def judge(self, samples):
+        self.calls += len(samples)
+        return [self.verdict for _ in samples]
+
+
+def test_hybrid_is_half_rules_half_judge_exactly():
+    verdict = JudgeVerdict(8, 7, 9, 9, 6, 1, 0, "ok")
+    judge = ScriptedJudge(verdict)
+    service = ScoringService(BUILTIN_PROFILES, "hybrid", LRUCache(10), judge)
+    labelled = Sample(prompt="p", response=GOOD, labels=Labels("safe", "unsafe", "unsafe"))
+    unlabelled = Sample(prompt="p", response=GOOD)
+    out = asyncio.run(service.score("hybrid", [labelled, unlabelled]))
+    rules = asyncio.run(service.score("safegrpo_plus", [labelled])).results[0]["reward"]
+    judged = aggregate(verdict, SaferVLMWeights()).reward
+    assert out.results[0]["reward"] == pytest.approx(0.5 * rules + 0.5 * judged)
+    assert out.results[1]["reward"] == pytest.approx(judged)
+    assert "rules.tag" in out.results[0]["components"]
+    assert "judge.answer_safety" in out.results[0]["components"]
+    assert out.results[0]["penalties"]["judge.hallucination"] == -2.0
+    assert "judge.answer_safety" in out.results[1]["components"]
+
+
+def test_judge_profile_unavailable_without_judge():
+    service = ScoringService(BUILTIN_PROFILES, "safegrpo_plus", LRUCache(10), None)
+    with pytest.raises(ScorerUnavailable):
+        asyncio.run(service.score("safer_vlm", [Sample(prompt="p", response=GOOD)]))
