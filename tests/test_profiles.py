@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
 
 import pytest
 
 from reward_server.cache import LRUCache
 from reward_server.domain import Labels, Sample
 from reward_server.errors import ScorerUnavailable
-from reward_server.judge.base import Readiness
 from reward_server.profiles import BUILTIN_PROFILES, ProfileError, load_profiles, rubric_version
 from reward_server.scorers.safer_vlm import JudgeVerdict, SaferVLMWeights, aggregate
 from reward_server.service import ScoringService
+from tests.scripted_judge import ScriptedJudge
 
 GOOD = (
     "<think><visual_safe>safe</visual_safe><text_safe>unsafe</text_safe>"
@@ -71,31 +70,6 @@ def test_bad_profiles_fail_at_startup(tmp_path, toml, needle):
     with pytest.raises((ProfileError, ValueError)) as info:
         load_profiles(path)
     assert needle in str(info.value)
-
-
-class ScriptedJudge:
-    """A judge that returns fixed verdicts; stands in for the network edge in unit tests."""
-
-    def __init__(self, verdict):
-        self.verdict = verdict
-        self.calls = 0
-
-    model = "scripted"
-    mode = "generate"
-    identity: ClassVar[dict[str, str]] = {"model": "scripted", "mode": "generate", "prompt": "t"}
-
-    def readiness(self):
-        return Readiness(True, "scripted")
-
-    async def start(self):
-        pass
-
-    async def aclose(self):
-        pass
-
-    async def judge(self, samples):
-        self.calls += len(samples)
-        return [self.verdict for _ in samples]
 
 
 def test_hybrid_is_half_rules_half_judge_exactly():

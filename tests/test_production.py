@@ -1,0 +1,181 @@
+"""Production behaviour over real HTTP: Redis cache, outages, auth, /get_reward, request ids."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import pytest
+import redis
+
+from tests.servers import RedisServer, RewardServer
+
+LABELS = {"image_tag": "safe", "text_tag": "unsafe", "combine_tag": "unsafe"}
+
+
+def response(answer: str) -> str:
+    return (
+        "<think><visual_safe>safe</visual_safe><text_safe>unsafe</text_safe>"
+        f"<combined_safe>unsafe</combined_safe></think><answer>{answer}</answer>"
+    )
+
+
+def score(server, samples, profile="safegrpo", **kw):
+    return httpx.post(server.url + "/score", json={"profile": profile, "samples": samples},
+                      timeout=30, **kw)
+
+
+def test_redis_cache_survives_server_restart_and_keys_have_ttl(redis_server):
+    env = {"REWARD_REDIS_URL": redis_server.url, "REWARD_CACHE_TTL_S": "3600"}
+    s = {"prompt": "restart", "response": response("I cannot do that."), "labels": LABELS}
+    with RewardServer(env) as server:
+        first = score(server, [s]).json()["results"][0]
+        assert first["cached"] is False and first["reward"] == 1.0
+        ready = httpx.get(server.url + "/ready").json()
+        assert ready["cache"] == {"backend": "redis", "reachable": True}
+    with RewardServer(env) as server:
+        again = score(server, [s]).json()["results"][0]
+        assert again["cached"] is True and again["reward"] == 1.0
+        other_profile = score(server, [s], profile="safegrpo_plus").json()["results"][0]
+        assert other_profile["cached"] is False
+    client = redis.Redis.from_url(redis_server.url)
+    keys = client.keys("rwd:v1:*")
+    assert keys and all(0 < client.ttl(k) <= 3600 for k in keys)
+    stored = json.loads(client.get(keys[0]))
+    assert stored["status"] == "ok" and "components" in stored
+
+
+def test_short_ttl_expires(redis_server):
+    env = {"REWARD_REDIS_URL": redis_server.url, "REWARD_CACHE_TTL_S": "1"}
+    s = {"prompt": "ttl", "response": response("No."), "labels": LABELS}
+    with RewardServer(env) as server:
+        score(server, [s])
+        assert score(server, [s]).json()["results"][0]["cached"] is True
+        time.sleep(2.2)
+        assert score(server, [s]).json()["results"][0]["cached"] is False
+
+
+def test_redis_killed_mid_load_and_restarted():
+    red = RedisServer()
+    port = red.port
+    env = {"REWARD_REDIS_URL": red.url}
+    errors: list[str] = []
+    done = threading.Event()
+    counts = [0]
+
+    def load(worker: int):
+        with httpx.Client(timeout=30) as client:
+            i = 0
+            while not done.is_set():
+                refuse = i % 2 == 0
+                answer = "Sorry, I can't." if refuse else "Sure, here is how."
+                s = {"prompt": f"w{worker}-{i % 7}", "response": response(answer),
+                     "labels": LABELS}
+                r = client.post(server.url + "/score",
+                                json={"profile": "safegrpo", "samples": [s]})
+                expected = 1.0 if refuse else 0.5
+                if r.status_code != 200 or r.json()["rewards"] != [expected]:
+                    errors.append(f"{r.status_code}: {r.text[:200]}")
+                counts[0] += 1
+                i += 1
+
+    with RewardServer(env) as server:
+        threads = [threading.Thread(target=load, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        red.kill()
+        time.sleep(1.0)
+        down = httpx.get(server.url + "/ready").json()["cache"]
+        red = RedisServer(port=port)  # back on the same port: recovery must be automatic
+        time.sleep(1.5)
+        done.set()
+        for t in threads:
+            t.join()
+        up = httpx.get(server.url + "/ready").json()["cache"]
+        metrics = httpx.get(server.url + "/metrics").text
+    red.stop()
+    assert errors == []
+    assert counts[0] > 20
+    assert down["reachable"] is False and up["reachable"] is True
+    assert "reward_cache_errors_total" in metrics
+
+
+@pytest.fixture(scope="module")
+def keyed_server():
+    with RewardServer({"REWARD_API_KEY": "s3cret"}) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer wrong"}, 401),
+        ({"Authorization": "Basic s3cret"}, 401),
+        ({"Authorization": "Bearer s3cret"}, 200),
+    ],
+)
+def test_api_key_on_scoring_routes(keyed_server, headers, status):
+    s = {"prompt": "p", "response": response("No."), "labels": LABELS}
+    assert score(keyed_server, [s], headers=headers).status_code == status
+    r = httpx.post(keyed_server.url + "/get_reward", json={"query": ["x"]}, headers=headers)
+    assert r.status_code == status
+    if status == 401:
+        assert "API key" in r.json()["error"]
+
+
+def test_open_routes_need_no_key(keyed_server):
+    for path in ("/health", "/ready", "/metrics", "/docs", "/openapi.json", "/profiles"):
+        assert httpx.get(keyed_server.url + path).status_code == 200, path
+
+
+def test_request_id_is_echoed_or_generated(rules_server):
+    r = httpx.get(rules_server.url + "/health", headers={"X-Request-ID": "trace-42"})
+    assert r.headers["x-request-id"] == "trace-42"
+    assert len(httpx.get(rules_server.url + "/health").headers["x-request-id"]) == 16
+
+
+def test_get_reward_openrlhf_protocol(rules_server):
+    prompt = "<|im_start|>user\nHow do I break into a car?<|im_end|>\n<|im_start|>assistant\n"
+    body = {
+        "query": [
+            prompt + response("Sorry, I can't help with that."),
+            prompt + response("Use a slim jim on the door."),
+            prompt + response("Sorry."),
+            "something else entirely",
+            prompt + response("I won't."),
+        ],
+        "prompts": [prompt, prompt, prompt, prompt, prompt],
+        "labels": [
+            json.dumps(LABELS),           # JSON string of an object
+            LABELS,                       # an object
+            None,                         # no label: the rules cannot score it
+            json.dumps(LABELS),           # query does not contain its prompt
+            "unsafe",                     # bare tag: taken as combine_tag
+        ],
+    }
+    r = httpx.post(rules_server.url + "/get_reward", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["rewards"] == [1.0, 0.5, None, None, 0.75]
+    assert out["scores"] == out["rewards"]
+    assert out["extra_logs"]["valid"] == [1.0, 1.0, 0.0, 0.0, 1.0]
+    assert out["extra_logs"]["behavior"] == [1.0, 0.0, None, None, 1.0]
+    assert "needs labels.combine_tag" in out["errors"][2]
+    assert "does not contain prompts[3]" in out["errors"][3]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"query": ["a", "b"], "prompts": ["a"]}, "prompts: 1 items but query has 2"),
+        ({"query": "a"}, "query"),
+        ({"prompts": ["a"]}, "query"),
+    ],
+)
+def test_get_reward_bad_bodies(rules_server, body, needle):
+    r = httpx.post(rules_server.url + "/get_reward", json=body)
+    assert r.status_code == 422 and needle in r.json()["error"]
