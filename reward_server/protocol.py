@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from reward_server.domain import Image, Labels, Message, Sample
 from reward_server.images import ImageError, ImageLoader
@@ -51,21 +51,21 @@ class ChatMessage(BaseModel):
     content: str | list[ContentPart]
 
 
+# Normalised and checked inside pydantic-core (no Python call per label on the hot path).
+Tag = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^(safe|unsafe)?$"),
+    Field(description="`safe` or `unsafe` (any case); empty means unknown"),
+]
+
+
 class LabelsIn(BaseModel):
     """SafeTag-VL-3K labels; each is ``safe``/``unsafe`` (any case) or absent."""
 
     model_config = ConfigDict(extra="ignore")
-    image_tag: Literal["safe", "unsafe"] | None = None
-    text_tag: Literal["safe", "unsafe"] | None = None
-    combine_tag: Literal["safe", "unsafe"] | None = None
-
-    @field_validator("image_tag", "text_tag", "combine_tag", mode="before")
-    @classmethod
-    def _normalise(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip().lower()
-            return value or None
-        return value
+    image_tag: Tag | None = None
+    text_tag: Tag | None = None
+    combine_tag: Tag | None = None
 
 
 class SampleIn(BaseModel):
@@ -110,7 +110,8 @@ class SampleIn(BaseModel):
             error, prompt = str(exc), ""
         labels = None
         if self.labels is not None:
-            labels = Labels(self.labels.image_tag, self.labels.text_tag, self.labels.combine_tag)
+            lab = self.labels
+            labels = Labels(lab.image_tag or None, lab.text_tag or None, lab.combine_tag or None)
         return Sample(
             prompt=prompt,
             response=self.response,

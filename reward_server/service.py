@@ -131,12 +131,17 @@ class ScoringService:
                 results[i] = value
 
         out: list[dict[str, Any]] = []
+        n_ok = 0
+        observe = self.metrics.rewards.labels(scorer.name).observe
         for sample, value in zip(samples, results, strict=True):
             assert value is not None
             out.append({"id": sample.id, **value})
-            self.metrics.samples.labels(scorer.name, value["status"]).inc()
             if value["reward"] is not None:
-                self.metrics.rewards.labels(scorer.name).observe(value["reward"])
+                n_ok += 1
+                observe(value["reward"])
+        self.metrics.samples.labels(scorer.name, "ok").inc(n_ok)
+        if len(out) > n_ok:
+            self.metrics.samples.labels(scorer.name, "invalid").inc(len(out) - n_ok)
         return ScoreOutcome(scorer.name, scorer.rubric_version, out)
 
     async def _compute(
