@@ -1,0 +1,1 @@
+"""Benchmarks: the service against bare baselines and raw backends, measured in one run."""

@@ -1,0 +1,65 @@
+"""``python -m bench [--quick] [--cases rules,cache,...] [--out DIR]``.
+
+Starts what each case needs on loopback, runs bounded loads, writes ``report.json`` and
+``report.png`` to ``--out`` and prints a markdown table. Every figure is a ratio or a pair
+measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from bench.cases import CASES
+from bench.report import render_markdown, render_png
+
+FULL = {"batches": [1, 16, 256], "bodies": 64, "concurrency": 4, "seconds": 4.0,
+        "cache_bodies": 400, "groups": 64}
+QUICK = {"batches": [1, 16], "bodies": 8, "concurrency": 2, "seconds": 0.5,
+         "cache_bodies": 20, "groups": 4}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="tiny sizes (CI smoke run)")
+    p.add_argument("--cases", default=",".join(CASES),
+                   help=f"comma-separated, from {list(CASES)}")
+    p.add_argument("--out", default="bench/results", help="directory for report.json/png")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = make_parser().parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    names = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        sys.exit(f"unknown cases {unknown}; expected some of {list(CASES)}")
+    report = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": args.quick,
+              "machine": {"python": platform.python_version(), "cpus": _cpus()},
+              "config": cfg, "cases": {}}
+    for name in names:
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        report["cases"][name] = CASES[name](cfg)
+        report["cases"][name]["wall_s"] = round(time.perf_counter() - t0, 1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    render_png(report, out / "report.png")
+    print(render_markdown(report))
+    return report
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+if __name__ == "__main__":
+    main()

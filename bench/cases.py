@@ -1,0 +1,129 @@
+"""Benchmark cases. Each returns rows of measurements taken in the same run, plus ratios."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+
+from bench.load import run_load
+from bench.servers import BaselineServer, RedisServer, RewardServer
+from bench.workload import bodies, sample
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+def case_rules(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Case 1: rules-only /score over HTTP vs the bare baseline, and the scorer in process."""
+    rows = []
+    batches = cfg["batches"]
+    with RewardServer({"REWARD_CACHE_SIZE": "0"}) as service, BaselineServer() as baseline:
+        for batch in batches:
+            n = max(4, cfg["bodies"] // max(1, batch // 16))
+            data = bodies(n, batch, salt=f"rules{batch}")
+            # alternate the two servers twice and keep the best of each: machines are noisy
+            svc = [_run(run_load(service.url + "/score", data, batch, cfg["concurrency"],
+                                 cfg["seconds"])) for _ in range(2)]
+            base = [_run(run_load(baseline.url + "/score", data, batch, cfg["concurrency"],
+                                  cfg["seconds"])) for _ in range(2)]
+            s = max(svc, key=lambda r: r.samples_per_s)
+            b = max(base, key=lambda r: r.samples_per_s)
+            rows.append({
+                "batch": batch,
+                "service": s.as_dict(),
+                "baseline": b.as_dict(),
+                "ratio": round(s.samples_per_s / b.samples_per_s, 3) if b.samples_per_s else None,
+            })
+    rows.append({"in_process": _in_process_rules(cfg)})
+    return {"case": "rules_http", "rows": rows}
+
+
+def _in_process_rules(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The limit: the service pipeline (validation, keys, scoring) without HTTP."""
+    from reward_server.cache import LRUCache
+    from reward_server.images import ImageLoader
+    from reward_server.profiles import BUILTIN_PROFILES
+    from reward_server.protocol import ScoreRequest
+    from reward_server.service import ScoringService
+
+    service = ScoringService(BUILTIN_PROFILES, "safegrpo", LRUCache(0))
+    loader = ImageLoader(10_000_000)
+    data = bodies(8, 256, salt="inproc")
+
+    async def go() -> float:
+        start = time.perf_counter()
+        count = 0
+        while time.perf_counter() - start < cfg["seconds"]:
+            for body in data:
+                req = ScoreRequest.model_validate_json(body)
+                samples = [s.to_sample(loader, i) for i, s in enumerate(req.samples)]
+                out = await service.score(req.profile, samples)
+                orjson.dumps(out.results)
+                count += len(samples)
+        return count / (time.perf_counter() - start)
+
+    return {"samples_per_s": round(_run(go()), 1)}
+
+
+def case_cache(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Case 2: 16-sample requests, cache hits vs misses, in-process LRU and Redis."""
+    rows = []
+    redis = RedisServer()
+    try:
+        for backend, env in (("memory", {}), ("redis", {"REWARD_REDIS_URL": redis.url})):
+            with RewardServer(env) as service:
+                url = service.url + "/score"
+                misses = bodies(cfg["cache_bodies"], 16, salt=f"miss-{backend}")
+                miss = _run(run_load(url, misses, 16, 1, cfg["seconds"],
+                                     max_requests=len(misses) - 3, warmup=3))
+                hot = bodies(4, 16, salt=f"hit-{backend}")
+                hit = _run(run_load(url, hot, 16, 1, cfg["seconds"]))
+                rows.append({"backend": backend, "miss": miss.as_dict(), "hit": hit.as_dict(),
+                             "hit_p50_ms": round(hit.p50_ms, 3)})
+    finally:
+        redis.stop()
+    return {"case": "cache", "rows": rows}
+
+
+def case_grpo_dedup(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Case 6 (rules part): GRPO groups of 8 with repeated completions, samples vs computations."""
+    import httpx
+
+    groups = cfg["groups"]
+    with RewardServer({"REWARD_CACHE_SIZE": "0"}) as service:
+        samples = []
+        for g in range(groups):
+            base = sample(g, "grpo")
+            refusal = dict(base, response=base["response"].split("<answer>")[0]
+                           + "<answer>Sorry, I can't help with that.</answer>")
+            for k in range(8):
+                # 5 of 8 completions are the same short refusal, 3 are distinct
+                samples.append(refusal if k < 5 else dict(base, id=f"{g}-{k}",
+                               response=base["response"].replace("</answer>", f" v{k}</answer>")))
+        r = httpx.post(service.url + "/score", json={"profile": "safegrpo", "samples": samples},
+                       timeout=120)
+        r.raise_for_status()
+        metrics = httpx.get(service.url + "/metrics").text
+    misses = _metric(metrics, 'reward_cache_total{outcome="miss"}')
+    return {"case": "grpo_dedup", "rows": [{
+        "samples": len(samples), "computed": misses,
+        "dedup_ratio": round(len(samples) / misses, 3) if misses else None,
+    }]}
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+CASES = {
+    "rules": case_rules,
+    "cache": case_cache,
+    "grpo_dedup": case_grpo_dedup,
+}
