@@ -121,9 +121,11 @@ class ScoringService:
             task.add_done_callback(self._tasks.discard)
             waiting.update(futures)
 
-        computed: dict[str, dict[str, Any]] = {}
-        for key, future in waiting.items():
-            computed[key] = await asyncio.shield(future)
+        # One wait for all keys (shielded: our cancellation must not cancel shared futures),
+        # then read results; a future holding ScorerUnavailable re-raises it here (503).
+        if waiting:
+            await asyncio.shield(asyncio.gather(*set(waiting.values()), return_exceptions=True))
+        computed = {key: future.result() for key, future in waiting.items()}
 
         for key, idxs in positions.items():
             value = {**hit_keys[key], "cached": True} if key in hit_keys else computed[key]
