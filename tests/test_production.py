@@ -179,3 +179,19 @@ def test_get_reward_openrlhf_protocol(rules_server):
 def test_get_reward_bad_bodies(rules_server, body, needle):
     r = httpx.post(rules_server.url + "/get_reward", json=body)
     assert r.status_code == 422 and needle in r.json()["error"]
+
+
+def test_logs_are_json_lines_with_request_id():
+    with RewardServer({"REWARD_LOG_LEVEL": "info"}) as server:
+        httpx.post(server.url + "/score", json={"samples": []}, headers={"X-Request-ID": "r-77"})
+        time.sleep(0.3)
+        lines = [json.loads(line) for line in server.output().splitlines()
+                 if line.startswith("{")]
+    entries = [e for e in lines if e.get("request_id") == "r-77"]
+    assert entries and entries[0]["route"] == "/score" and entries[0]["status"] == 200
+    assert {"ts", "level", "logger", "msg", "duration_ms"} <= set(entries[0])
+
+
+def test_quiet_by_default(rules_server):
+    httpx.get(rules_server.url + "/health")
+    assert "request" not in rules_server.output()
