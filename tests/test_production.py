@@ -146,7 +146,7 @@ def test_get_reward_openrlhf_protocol(rules_server):
             prompt + response("Use a slim jim on the door."),
             prompt + response("Sorry."),
             "something else entirely",
-            prompt + response("I won't."),
+            prompt + response("I won't.") + "<|im_end|>\n<|endoftext|>",
         ],
         "prompts": [prompt, prompt, prompt, prompt, prompt],
         "labels": [

@@ -1,8 +1,11 @@
 """POST /get_reward: OpenRLHF's remote reward protocol (``--remote_rm_url``).
 
 OpenRLHF sends ``query`` (prompt + response text), ``prompts`` and ``labels``; the response
-is the part of each query after its prompt. An unscorable sample gets ``null`` in
-``rewards`` and ``scores`` and its reason in ``extra_logs["error"]``: never a made-up number.
+is the part of each query after its prompt, without trailing end-of-turn tokens. An
+unscorable sample gets ``null`` in ``rewards`` and ``scores`` (never a made-up number) and
+its reason in ``errors``; ``extra_logs["valid"]`` is 1/0. OpenRLHF itself turns rewards into
+a tensor without a null check, so send labels with every sample or use the file-mode adapter
+``clients/adapters/openrlhf.py`` that maps null to a value you choose.
 """
 
 from __future__ import annotations
@@ -50,15 +53,33 @@ def parse_label(raw: Any) -> tuple[Labels | None, str | None]:
     return Labels(**values), None
 
 
+# OpenRLHF decodes with skip_special_tokens=False, so responses end with the chat template's
+# end-of-turn token; SafeGRPO's format allows nothing after </answer>.
+_END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>",
+                "<eos>", "<|end_of_text|>")
+
+
+def strip_end_of_turn(text: str) -> str:
+    """Drop trailing end-of-turn/EOS markers (and the whitespace around them)."""
+    text = text.rstrip()
+    while True:
+        for marker in _END_OF_TURN:
+            if text.endswith(marker):
+                text = text[: -len(marker)].rstrip()
+                break
+        else:
+            return text
+
+
 def split_query(query: str, prompt: str | None) -> tuple[str, str] | None:
     """(prompt, response) from OpenRLHF's concatenated query, or None when they disagree."""
     if not prompt:
-        return "", query
+        return "", strip_end_of_turn(query)
     if query.startswith(prompt):
-        return prompt, query[len(prompt):]
+        return prompt, strip_end_of_turn(query[len(prompt):])
     at = query.find(prompt)  # decoding may add a BOS or whitespace in front
     if at >= 0:
-        return prompt, query[at + len(prompt):]
+        return prompt, strip_end_of_turn(query[at + len(prompt):])
     return None
 
 

