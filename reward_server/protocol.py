@@ -95,6 +95,13 @@ class SampleIn(BaseModel):
 
     def to_sample(self, loader: ImageLoader, index: int) -> Sample:
         """Decode into a domain ``Sample``; image problems mark only this sample invalid."""
+        lab = self.labels
+        labels = (
+            None if lab is None
+            else Labels(lab.image_tag or None, lab.text_tag or None, lab.combine_tag or None)
+        )
+        if not self.images and isinstance(self.prompt, str):  # the common, hot case
+            return Sample(prompt=self.prompt, response=self.response, id=self.id, labels=labels)
         where = f"samples[{index}]"
         images: list[Image] = []
         error: str | None = None
@@ -108,14 +115,10 @@ class SampleIn(BaseModel):
                 prompt = self._messages(loader, images, where)
         except ImageError as exc:
             error, prompt = str(exc), ""
-        labels = None
-        if self.labels is not None:
-            lab = self.labels
-            labels = Labels(lab.image_tag or None, lab.text_tag or None, lab.combine_tag or None)
         return Sample(
             prompt=prompt,
             response=self.response,
-            id=None if self.id is None else self.id,  # type: ignore[arg-type]
+            id=self.id,
             images=images,
             labels=labels,
             error=error,

@@ -110,6 +110,20 @@ class ScoringService:
             len(waiting) + sum(len(v) - 1 for v in positions.values())
         )
 
+        if owned and scorer.inline:
+            # CPU-only scorers finish without yielding, so no concurrent request can be
+            # computing the same key in between: no futures or tasks needed.
+            values = [r.to_dict() for r in scorer.score_inline(
+                [samples[positions[k][0]] for k in owned]
+            )]
+            waiting_results = dict(zip(owned, values, strict=True))
+            await self.cache.set_many(
+                [(k, v) for k, v in waiting_results.items() if v["status"] == Status.OK]
+            )
+            owned = []
+        else:
+            waiting_results = {}
+
         if owned:
             loop = asyncio.get_running_loop()
             futures = {key: loop.create_future() for key in owned}
@@ -126,21 +140,17 @@ class ScoringService:
         if waiting:
             await asyncio.shield(asyncio.gather(*set(waiting.values()), return_exceptions=True))
         computed = {key: future.result() for key, future in waiting.items()}
+        computed.update(waiting_results)
 
         for key, idxs in positions.items():
             value = {**hit_keys[key], "cached": True} if key in hit_keys else computed[key]
             for i in idxs:
                 results[i] = value
 
-        out: list[dict[str, Any]] = []
-        n_ok = 0
-        observe = self.metrics.rewards.labels(scorer.name).observe
-        for sample, value in zip(samples, results, strict=True):
-            assert value is not None
-            out.append({"id": sample.id, **value})
-            if value["reward"] is not None:
-                n_ok += 1
-                observe(value["reward"])
+        out = [{"id": s.id, **v} for s, v in zip(samples, results, strict=True)]  # type: ignore[dict-item]
+        rewards = [r["reward"] for r in out if r["reward"] is not None]
+        n_ok = len(rewards)
+        self.metrics.rewards.observe_many(scorer.name, rewards)
         self.metrics.samples.labels(scorer.name, "ok").inc(n_ok)
         if len(out) > n_ok:
             self.metrics.samples.labels(scorer.name, "invalid").inc(len(out) - n_ok)

@@ -195,3 +195,20 @@ def test_logs_are_json_lines_with_request_id():
 def test_quiet_by_default(rules_server):
     httpx.get(rules_server.url + "/health")
     assert "request" not in rules_server.output()
+
+
+def test_metrics_count_samples_rewards_and_cache():
+    with RewardServer() as server:
+        ok = {"prompt": "m", "response": response("No."), "labels": LABELS}
+        bad = {"prompt": "m", "response": response("No.")}
+        score(server, [ok, ok, bad])
+        score(server, [ok])
+        text = httpx.get(server.url + "/metrics").text
+    assert 'reward_samples_total{profile="safegrpo",status="ok"} 3.0' in text
+    assert 'reward_samples_total{profile="safegrpo",status="invalid"} 1.0' in text
+    assert 'reward_value_count{profile="safegrpo"} 3.0' in text
+    assert 'reward_value_bucket{le="1.0",profile="safegrpo"} 3.0' in text
+    assert 'reward_cache_total{outcome="hit"} 1.0' in text
+    assert 'reward_cache_total{outcome="miss"} 1.0' in text
+    assert 'reward_cache_total{outcome="dedup"} 1.0' in text
+    assert 'reward_requests_total{route="/score",status="200"} 2.0' in text

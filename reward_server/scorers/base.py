@@ -21,6 +21,7 @@ class ProfileScorer(ABC):
     """
 
     uses_judge: bool = False
+    inline: bool = False  # True: ``score_inline`` runs synchronously on the event loop
 
     def __init__(self, profile: Profile, rubric_version: str) -> None:
         self.profile = profile
@@ -37,6 +38,10 @@ class ProfileScorer(ABC):
     def unscorable(self, sample: Sample) -> str | None:
         """Why this sample cannot be scored as given (labels missing), or ``None``."""
         return None
+
+    def score_inline(self, samples: Sequence[Sample]) -> list[ScoreResult]:
+        """Synchronous scoring for ``inline`` scorers (microseconds per sample, no I/O)."""
+        raise NotImplementedError(f"{type(self).__name__} is not an inline scorer")
 
     @abstractmethod
     async def score(self, samples: Sequence[Sample]) -> list[ScoreResult]:

@@ -42,5 +42,10 @@ class RulesScorer(ProfileScorer):
             },
         )
 
-    async def score(self, samples: Sequence[Sample]) -> list[ScoreResult]:
+    inline = True
+
+    def score_inline(self, samples: Sequence[Sample]) -> list[ScoreResult]:
         return [self.score_one(s) for s in samples]
+
+    async def score(self, samples: Sequence[Sample]) -> list[ScoreResult]:
+        return self.score_inline(samples)

@@ -1,0 +1,154 @@
+"""The small interface every judge backend implements, and helpers the in-process ones share.
+
+A backend runs a model; it knows nothing of verdicts or rewards. It offers two calls, both
+on whole batches (the ``MicroBatcher`` in front of it has already formed them):
+
+* ``generate(inputs, max_new_tokens)``: greedy (temperature 0) completions;
+* ``next_token_probs(inputs, candidates)``: one prefill per input, no decoding; for each
+  input the next-token probability mass on each candidate string (a token counts for a
+  candidate when its text, stripped of whitespace, equals it: ``"7"`` and ``" 7"`` both
+  count for ``"7"``).
+
+Per-input problems come back as ``Failure`` in that input's slot; a backend that cannot
+serve at all raises ``ScorerUnavailable``. ``state`` says ``loading`` / ``loaded`` /
+``unreachable`` / ``failed`` with a detail, for ``/ready``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from reward_server.domain import Image
+from reward_server.judge.prompts import JudgeInput
+from reward_server.settings import Settings
+
+T = TypeVar("T")
+
+LOADING, LOADED, UNREACHABLE, FAILED = "loading", "loaded", "unreachable", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why one input got no output; ``kind`` is the ``reward_judge_failures`` label."""
+
+    reason: str
+    kind: str = "backend_error"
+
+
+class JudgeBackend(ABC):
+    """One way of running the judge model (``REWARD_JUDGE_BACKEND``).
+
+    Attributes:
+        name: the ``REWARD_JUDGE_BACKEND`` value.
+        concurrency: batches the batcher may run at once against this backend.
+        sees_images: whether the model takes images (known once loaded).
+        score_prefix_space: whether a ``logprob`` prefix ends with a space before the
+            number (``False`` when the tokenizer fuses a space into the digit token).
+    """
+
+    name: ClassVar[str] = "base"
+    concurrency: int = 1
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.judge_model is not None  # Settings checks this at startup
+        self.settings = settings
+        self.model = settings.judge_model
+        self.sees_images = False
+        self.score_prefix_space = True
+        self.state = LOADING
+        self.detail = "starting"
+
+    def set_state(self, state: str, detail: str) -> None:
+        self.state, self.detail = state, detail
+
+    @abstractmethod
+    async def load(self) -> None:
+        """Make the model servable (may take minutes); set ``state`` as it goes.
+
+        Runs as a background task: the app serves while this loads. Raise on a load
+        that cannot succeed (the engine records it as ``failed``).
+        """
+
+    @abstractmethod
+    async def generate(
+        self, inputs: Sequence[JudgeInput], max_new_tokens: int
+    ) -> list[str | Failure]:
+        """Greedy completions, one per input (``Failure`` where one could not be made)."""
+
+    @abstractmethod
+    async def next_token_probs(
+        self, inputs: Sequence[JudgeInput], candidates: Sequence[str]
+    ) -> list[dict[str, float] | Failure]:
+        """Per input (each ends in an ``assistant_prefix``), the probability of each candidate.
+
+        The probabilities are of the full next-token distribution (not renormalised);
+        the engine restricts and renormalises.
+        """
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Free the model, connections and threads."""
+
+
+class ThreadRunner:
+    """One dedicated thread for a model: torch and vLLM calls never block the event loop.
+
+    A single thread serialises the model's work (one GPU, one batch at a time) and keeps
+    thread-affine state (CUDA contexts, vLLM's engine client) on one thread.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
+
+    async def run(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+        """Run ``fn(*args)`` on the model thread; ``TimeoutError`` after ``timeout`` s.
+
+        A timed-out call keeps running on its thread (Python threads cannot be killed);
+        later calls queue behind it.
+        """
+        future = asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        if timeout is None:
+            return await future
+        return await asyncio.wait_for(asyncio.shield(future), timeout)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def pil_image(image: Image) -> Any:
+    """Decode an image to an RGB ``PIL.Image`` (pillow is imported here, lazily)."""
+    from PIL import Image as PILImage
+
+    with PILImage.open(io.BytesIO(image.data)) as img:
+        return img.convert("RGB")
+
+
+def fuses_space_with_digits(tokenizer: Any) -> bool:
+    """Whether ``": 7"`` ends in a single ``" 7"`` token (GPT-2 style) rather than ``"7"``."""
+    ids = tokenizer.encode('": 7', add_special_tokens=False)
+    return tokenizer.decode(ids[-1:]) == " 7"
+
+
+def candidate_token_ids(tokenizer: Any, candidates: Sequence[str]) -> dict[int, str]:
+    """Every vocabulary id whose text, stripped of whitespace, is one of ``candidates``.
+
+    Only pieces containing a digit are decoded, so a 150k vocabulary scans in well under
+    a second.
+    """
+    wanted = set(candidates)
+    digits = set("0123456789")
+    size = len(tokenizer)
+    pieces = tokenizer.convert_ids_to_tokens(list(range(size)))
+    found: dict[int, str] = {}
+    for token_id, piece in enumerate(pieces):
+        if piece is None or not digits.intersection(piece):
+            continue
+        text = tokenizer.decode([token_id]).strip()
+        if text in wanted:
+            found[token_id] = text
+    return found
