@@ -203,11 +203,14 @@ class ScoringService:
             "ready": state.ready,
             "profile": self.default_profile,
             "detail": state.detail,
-            "judge": None
-            if self.judge is None
-            else {**self.judge.identity, "ready": self.judge.readiness().ready},
+            "judge": None if self.judge is None else self._judge_state(),
             "cache": cache,
         }
+
+    def _judge_state(self) -> dict[str, Any]:
+        assert self.judge is not None
+        state = self.judge.readiness()
+        return {**self.judge.identity, "ready": state.ready, "detail": state.detail}
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Wait for in-flight computations so their results reach the cache (shutdown)."""
