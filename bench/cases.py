@@ -109,10 +109,15 @@ def case_grpo_dedup(cfg: dict[str, Any]) -> dict[str, Any]:
         r.raise_for_status()
         metrics = httpx.get(service.url + "/metrics").text
     misses = _metric(metrics, 'reward_cache_total{outcome="miss"}')
-    return {"case": "grpo_dedup", "rows": [{
+    rows = [{
         "samples": len(samples), "computed": misses,
         "dedup_ratio": round(len(samples) / misses, 3) if misses else None,
-    }]}
+        "path": "rules (computations)",
+    }]
+    from bench.judge_cases import case_grpo_judge
+
+    rows.append(case_grpo_judge(cfg))
+    return {"case": "grpo_dedup", "rows": rows}
 
 
 def _metric(text: str, name: str) -> float:
@@ -122,8 +127,21 @@ def _metric(text: str, name: str) -> float:
     return 0.0
 
 
+def _judge_case(name: str):
+    def run(cfg: dict[str, Any]) -> dict[str, Any]:
+        from bench import judge_cases
+
+        return getattr(judge_cases, name)(cfg)
+
+    run.__doc__ = f"See bench.judge_cases.{name}."
+    return run
+
+
 CASES = {
     "rules": case_rules,
     "cache": case_cache,
+    "judge": _judge_case("case_judge"),
+    "batching": _judge_case("case_batching"),
+    "modes": _judge_case("case_modes"),
     "grpo_dedup": case_grpo_dedup,
 }

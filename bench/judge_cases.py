@@ -1,0 +1,192 @@
+"""Judge-path benchmark cases, on a tiny random Qwen2 judge through the transformers backend.
+
+The tiny model makes the numbers about the service's overhead and batching, not about a
+7B judge's speed: what matters is each ratio, measured in the same run on the same model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.load import run_load
+from bench.servers import RewardServer
+from bench.workload import sample
+
+_MODEL_DIR: Path | None = None
+
+
+def tiny_judge() -> Path:
+    """Build (once per run) the tiny judge model in a temporary directory."""
+    global _MODEL_DIR
+    if _MODEL_DIR is None:
+        from trainer.tiny_model import build_tiny_qwen2
+
+        _MODEL_DIR = build_tiny_qwen2(Path(tempfile.mkdtemp(prefix="bench-judge-")) / "m")
+    return _MODEL_DIR
+
+
+def _judge_env(mode: str, **extra: str) -> dict[str, str]:
+    return {
+        "REWARD_JUDGE_BACKEND": "transformers",
+        "REWARD_JUDGE_MODEL": str(tiny_judge()),
+        "REWARD_JUDGE_MODE": mode,
+        "REWARD_JUDGE_DEVICE": "cpu",
+        "REWARD_JUDGE_MAX_NEW_TOKENS": "24",
+        "REWARD_CACHE_SIZE": "0",
+        **extra,
+    }
+
+
+def _judge_server(env: dict[str, str]) -> RewardServer:
+    return RewardServer(env, ready_path="/ready", timeout=180)
+
+
+def _samples(n: int, salt: str) -> list[dict[str, Any]]:
+    return [{k: v for k, v in sample(i, salt).items() if k != "labels"} for i in range(n)]
+
+
+def _bodies(n_bodies: int, batch: int, salt: str) -> list[bytes]:
+    return [
+        orjson.dumps({"profile": "safer_vlm",
+                      "samples": _samples(batch, f"{salt}-{b}")})
+        for b in range(n_bodies)
+    ]
+
+
+def _raw_backend_rate(mode: str, batch: int, seconds: float) -> float:
+    """The limit: the judge engine's batch function on full batches, no service around it."""
+    from reward_server.domain import Sample
+    from reward_server.judge.factory import build_judge
+    from reward_server.settings import Settings
+
+    settings = Settings(judge_backend="transformers", judge_model=str(tiny_judge()),
+                        judge_mode=mode, judge_device="cpu", judge_max_new_tokens=24,
+                        _env_file=None)
+    judge = build_judge(settings)
+
+    async def go() -> float:
+        await judge.backend.load()
+        count, start, k = 0, time.perf_counter(), 0
+        while time.perf_counter() - start < seconds or count == 0:
+            raw = _samples(batch, f"raw-{k}")
+            k += 1
+            samples = [Sample(prompt=s["prompt"], response=s["response"]) for s in raw]
+            await judge._run_batch(samples)
+            count += batch
+        rate = count / (time.perf_counter() - start)
+        await judge.aclose()
+        return rate
+
+    return asyncio.run(go())
+
+
+def case_judge(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Case 3: service samples/s on the judge path vs the same backend in process."""
+    batch = cfg["judge_batch"]
+    raw = _raw_backend_rate("logprob", batch, cfg["seconds"])
+    with _judge_server(_judge_env("logprob", REWARD_JUDGE_MAX_BATCH=str(batch))) as server:
+        data = _bodies(cfg["judge_bodies"], 8, "svc")
+        svc = asyncio.run(run_load(server.url + "/score", data, 8, cfg["judge_clients"],
+                                   cfg["seconds"], warmup=2))
+    return {"case": "judge", "rows": [
+        {"label": "raw backend (full batches)", "samples_per_s": round(raw, 2)},
+        {"label": "service over HTTP", "samples_per_s": round(svc.samples_per_s, 2),
+         "p50_ms": round(svc.p50_ms, 1), "p99_ms": round(svc.p99_ms, 1)},
+        {"label": "ratio", "samples_per_s": round(svc.samples_per_s / raw, 3)},
+    ]}
+
+
+def case_batching(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Case 4: 32 concurrent clients sending 1 sample each, micro-batching on vs off."""
+    rows = []
+    rates = {}
+    for label, max_batch in (("micro-batching on", "64"), ("one request, one forward", "1")):
+        env = _judge_env("logprob", REWARD_JUDGE_MAX_BATCH=max_batch)
+        with _judge_server(env) as server:
+            data = _bodies(cfg["batching_bodies"], 1, f"b{max_batch}")
+            r = asyncio.run(run_load(server.url + "/score", data, 1, cfg["batching_clients"],
+                                     cfg["seconds"], warmup=2))
+            batches = _histogram_mean(httpx.get(server.url + "/metrics").text,
+                                      "reward_judge_batch_size")
+        rates[label] = r.samples_per_s
+        rows.append({"label": label, "samples_per_s": round(r.samples_per_s, 2),
+                     "p50_ms": round(r.p50_ms, 1), "mean_batch": round(batches, 2)})
+    on, off = rates["micro-batching on"], rates["one request, one forward"]
+    rows.append({"label": "speed-up", "samples_per_s": round(on / off, 2) if off else None,
+                 "p50_ms": None, "mean_batch": None})
+    return {"case": "batching", "rows": rows}
+
+
+def case_modes(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Case 5: logprob vs generate mode: throughput and agreement of rewards."""
+    rewards: dict[str, list[float | None]] = {}
+    rows = []
+    items = _samples(cfg["modes_samples"], "modes")
+    for mode in ("logprob", "generate"):
+        with _judge_server(_judge_env(mode)) as server:
+            start = time.perf_counter()
+            r = httpx.post(server.url + "/score", json={"profile": "safer_vlm", "samples": items},
+                           timeout=600)
+            elapsed = time.perf_counter() - start
+        r.raise_for_status()
+        rewards[mode] = r.json()["rewards"]
+        valid = [x for x in rewards[mode] if x is not None]
+        rows.append({"label": mode, "samples_per_s": round(len(items) / elapsed, 2),
+                     "valid_share": round(len(valid) / len(items), 3)})
+    pairs = [(a, b) for a, b in zip(rewards["logprob"], rewards["generate"], strict=True)
+             if a is not None and b is not None]
+    agreement = {
+        "label": "agreement",
+        "samples_per_s": None,
+        "valid_share": round(len(pairs) / len(items), 3),
+        "mean_abs_diff": round(statistics.fmean(abs(a - b) for a, b in pairs), 4)
+        if pairs else None,
+    }
+    rows.append(agreement)
+    return {"case": "modes", "rows": rows}
+
+
+def case_grpo_judge(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Case 6 (judge part): GRPO groups of 8 with repeats; judge calls vs samples scored."""
+    groups = cfg["groups"]
+    items = []
+    for g in range(groups):
+        base = {k: v for k, v in sample(g, "gj").items() if k != "labels"}
+        refusal = dict(base, response=base["response"].split("<answer>")[0]
+                       + "<answer>Sorry, I can't help with that.</answer>")
+        for k in range(8):
+            items.append(refusal if k < 5 else dict(
+                base, response=base["response"].replace("</answer>", f" v{k}</answer>")))
+    with _judge_server(_judge_env("logprob")) as server:
+        r = httpx.post(server.url + "/score", json={"profile": "safer_vlm", "samples": items},
+                       timeout=600)
+        r.raise_for_status()
+        judged = _histogram_sum(httpx.get(server.url + "/metrics").text,
+                                "reward_judge_batch_size")
+    return {"samples": len(items), "computed": judged,
+            "dedup_ratio": round(len(items) / judged, 3) if judged else None,
+            "path": "judge (samples sent to the judge)"}
+
+
+def _histogram_sum(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(f"{name}_sum "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def _histogram_mean(text: str, name: str) -> float:
+    total = _histogram_sum(text, name)
+    for line in text.splitlines():
+        if line.startswith(f"{name}_count "):
+            count = float(line.split()[-1])
+            return total / count if count else 0.0
+    return 0.0
