@@ -50,8 +50,18 @@ CORPUS = [
 ] * 20
 
 
+def _judge_prompt_lines() -> list[str]:
+    """The judge's prompt text: with it in the corpus the long judge prompt becomes ~4x
+    fewer tokens, which keeps tiny-judge tests and benchmarks about overhead, not attention."""
+    from importlib.resources import files
+
+    text = files("reward_server.judge").joinpath("prompt_v1.txt").read_text()
+    return [line for line in text.splitlines() if line.strip()]
+
+
 def build_tokenizer(path: Path):
-    """Train a 600-token byte-level BPE on ``CORPUS``, save it with the chat template to ``path``.
+    """Train a 2000-token byte-level BPE on ``CORPUS`` and the judge prompt; save it with the
+    chat template to ``path``.
 
     Args:
         path: output directory.
@@ -66,12 +76,12 @@ def build_tokenizer(path: Path):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=600,
+        vocab_size=2000,
         special_tokens=SPECIAL,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(CORPUS, trainer)
+    tok.train_from_iterator(CORPUS + _judge_prompt_lines() * 3, trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
