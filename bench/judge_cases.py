@@ -105,11 +105,17 @@ def case_judge(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def case_batching(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Case 4: 32 concurrent clients sending 1 sample each, micro-batching on vs off."""
+    """Case 4: 32 concurrent clients sending 1 sample each, micro-batching on vs off.
+
+    "Off" is the peers' way (OpenRLHF's reward server): one request, one model call.
+    """
     rows = []
     rates = {}
     for label, max_batch in (("micro-batching on", "64"), ("one request, one forward", "1")):
-        env = _judge_env("logprob", REWARD_JUDGE_MAX_BATCH=max_batch)
+        # generate mode: a judge that writes its verdict decodes token by token, where a
+        # forward of one sequence costs nearly what a forward of 32 does
+        env = _judge_env("generate", REWARD_JUDGE_MAX_BATCH=max_batch,
+                         REWARD_JUDGE_MAX_NEW_TOKENS=str(cfg["batching_new_tokens"]))
         with _judge_server(env) as server:
             data = _bodies(cfg["batching_bodies"], 1, f"b{max_batch}")
             r = asyncio.run(run_load(server.url + "/score", data, 1, cfg["batching_clients"],

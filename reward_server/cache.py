@@ -28,7 +28,9 @@ def cache_key(sample: Sample, rubric_version: str, judge: dict[str, str] | None)
         prompt: Any = sample.prompt
     else:
         prompt = [[m.role, m.text, list(m.image_indices)] for m in sample.prompt]
-    labels = sample.labels.as_dict() if sample.labels is not None else None
+    lab = sample.labels
+    labels = None if lab is None else [lab.image_tag, lab.text_tag, lab.combine_tag]
+    # A JSON array in a fixed order is canonical without sorting keys.
     blob = orjson.dumps(
         [
             rubric_version,
@@ -38,8 +40,7 @@ def cache_key(sample: Sample, rubric_version: str, judge: dict[str, str] | None)
             [im.sha256 for im in sample.images],
             sample.response,
             labels,
-        ],
-        option=orjson.OPT_SORT_KEYS,
+        ]
     )
     return hashlib.sha256(blob).hexdigest()
 
