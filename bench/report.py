@@ -85,11 +85,15 @@ def render_png(report: dict[str, Any], path: Path) -> None:
             ax.set_ylabel("p50 ms (16 samples)")
             ax.set_title("cache")
         else:
-            labels = [str(r.get("label", i)) for i, r in enumerate(rows)]
-            values = [r.get("samples_per_s", 0) for r in rows]
-            ax.bar(labels, values)
+            bars = [r for r in rows if r.get("label") not in ("ratio", "speed-up")]
+            summary = [r for r in rows if r.get("label") in ("ratio", "speed-up")]
+            ax.bar([str(r["label"]).replace(" (", "\n(").replace(", ", ",\n") for r in bars],
+                   [r.get("samples_per_s") or 0 for r in bars])
+            ax.tick_params(axis="x", labelsize=8)
             ax.set_ylabel("samples/s")
-            ax.set_title(name)
+            title = {"judge": "judge path (tiny CPU judge)", "batching": "32 clients x 1 sample"}
+            extra = f" — {summary[0]['label']} {summary[0]['samples_per_s']}" if summary else ""
+            ax.set_title(title.get(name, name) + extra, fontsize=10)
         ax.legend() if name in ("rules", "cache") else None
     fig.tight_layout()
     fig.savefig(path, dpi=100)
