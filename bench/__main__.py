@@ -33,12 +33,20 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", default=",".join(CASES),
                    help=f"comma-separated, from {list(CASES)}")
     p.add_argument("--out", default="bench/results", help="directory for report.json/png")
+    p.add_argument("--judge-model", default=None,
+                   help="judge model dir for the judge cases (transformers backend); "
+                        "default: a tiny random Qwen2 built on the spot")
     return p
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = make_parser().parse_args(argv)
-    cfg = QUICK if args.quick else FULL
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.judge_model:
+        from bench import judge_cases
+
+        judge_cases.use_judge_model(args.judge_model)
+        cfg["judge_model"] = args.judge_model
     names = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [n for n in names if n not in CASES]
     if unknown:

@@ -23,8 +23,14 @@ from bench.workload import sample
 _MODEL_DIR: Path | None = None
 
 
+def use_judge_model(path: str) -> None:
+    """Run the judge cases on this model directory instead of the tiny random one."""
+    global _MODEL_DIR
+    _MODEL_DIR = Path(path)
+
+
 def tiny_judge() -> Path:
-    """Build (once per run) the tiny judge model in a temporary directory."""
+    """The judge model: built once per run in a temporary directory unless one was given."""
     global _MODEL_DIR
     if _MODEL_DIR is None:
         from trainer.tiny_model import build_tiny_qwen2
