@@ -60,12 +60,20 @@ Tag = Annotated[
 
 
 class LabelsIn(BaseModel):
-    """SafeTag-VL-3K labels; each is ``safe``/``unsafe`` (any case) or absent."""
+    """SafeTag-VL-3K labels; each is ``safe``/``unsafe`` (any case) or absent.
 
-    model_config = ConfigDict(extra="ignore")
+    Unknown keys are rejected: a typo such as ``combined_tag`` would otherwise silently turn
+    a labelled sample into an unlabelled one (``hybrid`` would then drop its rules half).
+    """
+
+    model_config = ConfigDict(extra="forbid")
     image_tag: Tag | None = None
     text_tag: Tag | None = None
     combine_tag: Tag | None = None
+
+
+# Any int JSON allows would break the response encoder past 64 bits: bound it (422 beyond).
+SampleId = Annotated[int, Field(ge=-(2**63), le=2**64 - 1)]
 
 
 class SampleIn(BaseModel):
@@ -84,7 +92,7 @@ class SampleIn(BaseModel):
             ]
         },
     )
-    id: str | int | None = Field(None, description="Echoed back in the result.")
+    id: str | SampleId | None = Field(None, description="Echoed back in the result.")
     prompt: str | list[ChatMessage] = Field(description="Text, or chat messages.")
     images: list[str] = Field(
         default_factory=list,

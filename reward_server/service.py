@@ -68,7 +68,7 @@ class ScoringService:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def scorer(self, name: str | None) -> ProfileScorer:
-        name = name or self.default_profile
+        name = self.default_profile if name is None else name
         scorer = self.scorers.get(name)
         if scorer is None:
             raise UnknownProfile(name, list(self.scorers))
@@ -175,7 +175,9 @@ class ScoringService:
                 return
             except Exception as exc:
                 log.exception("scorer %s failed", scorer.name)
-                scored = [ScoreResult.invalid(f"internal scorer error: {exc!r}")] * len(samples)
+                scored = [ScoreResult.invalid(
+                    f"internal scorer error ({type(exc).__name__}); see the service log"
+                )] * len(samples)
             values = [r.to_dict() for r in scored]
             for key, value in zip(keys, values, strict=True):
                 futures[key].set_result(value)

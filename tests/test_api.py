@@ -112,9 +112,14 @@ def test_ready_health_profiles_metrics_docs(rules_server):
         ({"profile": "hybrid", "samples": [sample()]}, 503, "no judge configured"),
         ({"samples": [sample(response="x" * 70000)]}, 413, "samples[0].response"),
         ({"samples": [sample()] * 1025}, 413, "REWARD_MAX_SAMPLES"),
+        ({"samples": [sample(id=10**30)]}, 422, "samples[0].id"),  # beyond 64 bits
+        ({"samples": [sample(labels={"combined_tag": "unsafe"})]}, 422,
+         "samples[0].labels.combined_tag"),  # a typo in a label name
+        ({"profile": "", "samples": [sample()]}, 400, "unknown profile ''"),
     ],
     ids=["bad-json", "wrong-type", "missing", "unknown-field", "bad-label", "bad-part",
-         "unknown-profile", "judge-503", "hybrid-503", "long-response", "too-many"],
+         "unknown-profile", "judge-503", "hybrid-503", "long-response", "too-many",
+         "huge-int-id", "label-typo", "empty-profile"],
 )
 def test_whole_request_errors(rules_server, body, status, needle):
     if isinstance(body, str):

@@ -301,7 +301,12 @@ async def test_hf_multimodal_judge_sees_the_images(tmp_path_factory):
                Sample(**text, images=[solid_png((0, 0, 255))]),
                Sample(**text, images=[solid_png((255, 0, 0)), solid_png((0, 255, 0))]),
                Sample(**text)]
-    verdicts = await judge.judge(samples)
+    good = solid_png((255, 0, 0))
+    corrupt = Image(good.data[:40], "corrupt", "image/png")  # PNG magic, truncated body
+    verdicts = await judge.judge([*samples, Sample(**text, images=[corrupt])])
+    # the corrupt image fails only its own sample, not the micro-batch it shared
+    assert isinstance(verdicts[-1], str) and verdicts[-1]
+    verdicts = verdicts[:-1]
     assert all(isinstance(v, JudgeVerdict) for v in verdicts)
     # the pixels reach the model: same text, different images, different numbers
     assert len({v.think_grounding for v in verdicts}) == 4

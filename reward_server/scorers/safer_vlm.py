@@ -38,12 +38,18 @@ FLAGS: tuple[str, ...] = ("hallucination", "contradiction")
 DIMENSION_RANGE = (1, 10)
 FLAG_RANGE = (0, 2)
 
-_HAS_ANSWER = re.compile(r"<answer>.*?</answer>", re.IGNORECASE | re.DOTALL)
+_OPEN = re.compile(r"<answer>", re.IGNORECASE)
+_CLOSE = re.compile(r"</answer>", re.IGNORECASE)
 
 
 def has_answer(response: str) -> bool:
-    """The format gate of this profile: an ``<answer>…</answer>`` block exists."""
-    return _HAS_ANSWER.search(response) is not None
+    """The format gate of this profile: an ``<answer>…</answer>`` block exists.
+
+    Two linear scans rather than ``<answer>.*?</answer>``, which rescans to the end from
+    every unclosed ``<answer>`` (quadratic on degenerate, repetitive rollouts).
+    """
+    opening = _OPEN.search(response)
+    return opening is not None and _CLOSE.search(response, opening.end()) is not None
 
 
 @dataclass(frozen=True, slots=True)

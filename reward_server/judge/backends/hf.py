@@ -16,7 +16,7 @@ torch and transformers are imported when the model loads, never at import time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from reward_server.judge.backends.base import (
@@ -137,37 +137,62 @@ class HFBackend(JudgeBackend):
             )
         return enc.to(self.device)
 
-    def _chunks(self, inputs: Sequence[JudgeInput]) -> list[list[tuple[int, tuple[str, list]]]]:
-        rendered = [(i, self._render(item)) for i, item in enumerate(inputs)]
+    def _run_chunks(
+        self, inputs: Sequence[JudgeInput], forward: Callable[[list[tuple[str, list]]], list[Any]]
+    ) -> list[Any]:
+        """Render each input, run ``forward`` on length-sorted chunks, isolate failures.
+
+        An input that cannot be rendered (a corrupt image) fails alone; a chunk whose forward
+        fails (OOM, an odd image) is retried item by item, so one bad input never fails the
+        other callers' samples that share its micro-batch.
+        """
+        out: list[Any] = [Failure("not run")] * len(inputs)
+        rendered: list[tuple[int, tuple[str, list]]] = []
+        for i, item in enumerate(inputs):
+            try:
+                rendered.append((i, self._render(item)))
+            except Exception as exc:
+                out[i] = Failure(f"judge input error: {type(exc).__name__}: {exc}", "bad_input")
         rendered.sort(key=lambda r: len(r[1][0]))  # similar lengths share a pad budget
         step = self.forward_batch
-        return [rendered[k : k + step] for k in range(0, len(rendered), step)]
+        for k in range(0, len(rendered), step):
+            chunk = rendered[k : k + step]
+            try:
+                results = forward([r for _, r in chunk])
+                for (i, _), result in zip(chunk, results, strict=True):
+                    out[i] = result
+            except Exception as exc:
+                log.exception("transformers judge forward failed on %d inputs", len(chunk))
+                if len(chunk) == 1:
+                    out[chunk[0][0]] = Failure(
+                        f"judge model error: {type(exc).__name__}: {exc}"
+                    )
+                    continue
+                for i, r in chunk:
+                    try:
+                        out[i] = forward([r])[0]
+                    except Exception as single:
+                        out[i] = Failure(f"judge model error: {type(single).__name__}: {single}")
+        return out
 
     # --- calls -----------------------------------------------------------------------
 
     def _generate_sync(self, inputs: Sequence[JudgeInput], max_new_tokens: int) -> list:
         import torch
 
-        out: list[str | Failure] = [Failure("not run")] * len(inputs)
-        for chunk in self._chunks(inputs):
-            try:
-                enc = self._encode([r for _, r in chunk])
-                with torch.inference_mode():
-                    sequences = self._model.generate(
-                        **enc,
-                        do_sample=False,
-                        max_new_tokens=max_new_tokens,
-                        pad_token_id=self._tokenizer.pad_token_id,
-                    )
-                new = sequences[:, enc["input_ids"].shape[1] :]
-                texts = self._tokenizer.batch_decode(new, skip_special_tokens=True)
-                for (i, _), text in zip(chunk, texts, strict=True):
-                    out[i] = text
-            except Exception as exc:  # one bad chunk (OOM, odd image) fails only itself
-                log.exception("transformers judge generate failed")
-                for i, _ in chunk:
-                    out[i] = Failure(f"judge model error: {type(exc).__name__}: {exc}")
-        return out
+        def forward(chunk: list[tuple[str, list]]) -> list[str]:
+            enc = self._encode(chunk)
+            with torch.inference_mode():
+                sequences = self._model.generate(
+                    **enc,
+                    do_sample=False,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=self._tokenizer.pad_token_id,
+                )
+            new = sequences[:, enc["input_ids"].shape[1] :]
+            return self._tokenizer.batch_decode(new, skip_special_tokens=True)
+
+        return self._run_chunks(inputs, forward)
 
     def _probs_sync(self, inputs: Sequence[JudgeInput], candidates: tuple[str, ...]) -> list:
         import torch
@@ -179,31 +204,29 @@ class HFBackend(JudgeBackend):
             )
         index = torch.tensor(sorted(ids), dtype=torch.long)
         labels = [ids[int(t)] for t in index]
-        out: list[dict[str, float] | Failure] = [Failure("not run")] * len(inputs)
-        for chunk in self._chunks(inputs):
-            try:
-                enc = self._encode([r for _, r in chunk])
-                with torch.inference_mode():
-                    result = self._model.generate(
-                        **enc,
-                        do_sample=False,
-                        max_new_tokens=1,
-                        output_logits=True,
-                        return_dict_in_generate=True,
-                        pad_token_id=self._tokenizer.pad_token_id,
-                    )
-                probs = torch.softmax(result.logits[0].float(), dim=-1).cpu()
-                picked = probs[:, index] if len(index) else probs[:, :0]
-                for row, (i, _) in enumerate(chunk):
-                    mass = dict.fromkeys(candidates, 0.0)
-                    for label, p in zip(labels, picked[row].tolist(), strict=True):
-                        mass[label] += p
-                    out[i] = mass
-            except Exception as exc:
-                log.exception("transformers judge prefill failed")
-                for i, _ in chunk:
-                    out[i] = Failure(f"judge model error: {type(exc).__name__}: {exc}")
-        return out
+
+        def forward(chunk: list[tuple[str, list]]) -> list[dict[str, float]]:
+            enc = self._encode(chunk)
+            with torch.inference_mode():
+                result = self._model.generate(
+                    **enc,
+                    do_sample=False,
+                    max_new_tokens=1,
+                    output_logits=True,
+                    return_dict_in_generate=True,
+                    pad_token_id=self._tokenizer.pad_token_id,
+                )
+            probs = torch.softmax(result.logits[0].float(), dim=-1).cpu()
+            picked = probs[:, index] if len(index) else probs[:, :0]
+            masses = []
+            for row in range(len(chunk)):
+                mass = dict.fromkeys(candidates, 0.0)
+                for label, p in zip(labels, picked[row].tolist(), strict=True):
+                    mass[label] += p
+                masses.append(mass)
+            return masses
+
+        return self._run_chunks(inputs, forward)
 
     async def generate(
         self, inputs: Sequence[JudgeInput], max_new_tokens: int
