@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from reward_server.errors import ScorerUnavailable
+from reward_server.errors import PayloadTooLarge, ScorerUnavailable
 from reward_server.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -113,13 +113,19 @@ class MicroBatcher(Generic[T, R]):
         """Queue items (all or none) and wait for their results, in order.
 
         Raises:
-            ScorerUnavailable: the queue cannot take ``len(items)`` more, or the batcher
-                is closed.
+            ScorerUnavailable: the queue cannot take ``len(items)`` more now, or the
+                batcher is closed.
+            PayloadTooLarge: ``len(items)`` exceeds the whole queue bound (413: never fits).
         """
         if not items:
             return []
         if self._closed:
             raise ScorerUnavailable("judge is shutting down", self.retry_after)
+        if len(items) > self.max_queue:  # could never fit: retrying would loop forever
+            raise PayloadTooLarge(
+                f"samples: {len(items)} samples need the judge, more than "
+                f"REWARD_JUDGE_MAX_QUEUE={self.max_queue} can ever queue; split the request"
+            )
         if len(self._pending) + len(items) > self.max_queue:
             raise ScorerUnavailable(
                 f"judge queue full ({len(self._pending)} waiting, {len(items)} more asked; "

@@ -17,7 +17,7 @@ from typing import Any
 
 from reward_server.cache import Cache, cache_key
 from reward_server.domain import Sample, ScoreResult, Status
-from reward_server.errors import ScorerUnavailable, UnknownProfile
+from reward_server.errors import RewardError, ScorerUnavailable, UnknownProfile
 from reward_server.judge.base import Judge
 from reward_server.metrics import Metrics
 from reward_server.profiles import Profile
@@ -168,7 +168,7 @@ class ScoringService:
                 scored = await scorer.score(samples)
                 if len(scored) != len(samples):
                     raise RuntimeError(f"scorer {scorer.name} returned the wrong number of results")
-            except ScorerUnavailable as exc:
+            except RewardError as exc:  # whole-request errors (503, 413) reach every waiter
                 for f in futures.values():
                     if not f.done():
                         f.set_exception(exc)

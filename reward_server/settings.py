@@ -88,11 +88,6 @@ class Settings(BaseSettings):
             )
         if self.judge_backend == "openai" and not self.judge_base_url:
             raise ValueError("REWARD_JUDGE_BASE_URL must be set when REWARD_JUDGE_BACKEND=openai")
-        if self.has_judge and self.max_samples > self.judge_max_queue:
-            raise ValueError(
-                f"REWARD_MAX_SAMPLES={self.max_samples} exceeds REWARD_JUDGE_MAX_QUEUE="
-                f"{self.judge_max_queue}: a full-size judge request could never be queued"
-            )
         if self.profiles_file is not None and not self.profiles_file.is_file():
             raise ValueError(f"REWARD_PROFILES_FILE={self.profiles_file} is not a readable file")
         if self.image_root is not None and not self.image_root.is_dir():

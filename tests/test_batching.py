@@ -8,7 +8,7 @@ import time
 import pytest
 
 from reward_server.batching import MicroBatcher
-from reward_server.errors import ScorerUnavailable
+from reward_server.errors import PayloadTooLarge, ScorerUnavailable
 from reward_server.metrics import Metrics
 
 
@@ -120,10 +120,12 @@ async def test_queue_bound_raises_scorer_unavailable():
     await batcher.aclose()
 
 
-async def test_oversized_request_is_refused_whole():
-    batcher = MicroBatcher(Recorder(), max_batch=4, max_wait_ms=0, max_queue=3)
-    with pytest.raises(ScorerUnavailable):
+async def test_request_larger_than_the_whole_queue_is_413_not_retryable():
+    recorder = Recorder()
+    batcher = MicroBatcher(recorder, max_batch=4, max_wait_ms=0, max_queue=3)
+    with pytest.raises(PayloadTooLarge, match="REWARD_JUDGE_MAX_QUEUE=3"):
         await batcher.submit_many([1, 2, 3, 4])
+    assert batcher.queued == 0  # refused whole: nothing was queued
     await batcher.aclose()
 
 
