@@ -205,6 +205,20 @@ class HFBackend(JudgeBackend):
         index = torch.tensor(sorted(ids), dtype=torch.long)
         labels = [ids[int(t)] for t in index]
 
+        def masses_of(logits: Any) -> list[dict[str, float]]:
+            probs = torch.softmax(logits.float(), dim=-1).cpu()
+            picked = probs[:, index] if len(index) else probs[:, :0]
+            masses = []
+            for row in range(picked.shape[0]):
+                mass = dict.fromkeys(candidates, 0.0)
+                for label, p in zip(labels, picked[row].tolist(), strict=True):
+                    mass[label] += p
+                masses.append(mass)
+            return masses
+
+        if self._processor is None:
+            return self._shared_prefix_probs(inputs, masses_of)
+
         def forward(chunk: list[tuple[str, list]]) -> list[dict[str, float]]:
             enc = self._encode(chunk)
             with torch.inference_mode():
@@ -216,17 +230,82 @@ class HFBackend(JudgeBackend):
                     return_dict_in_generate=True,
                     pad_token_id=self._tokenizer.pad_token_id,
                 )
-            probs = torch.softmax(result.logits[0].float(), dim=-1).cpu()
-            picked = probs[:, index] if len(index) else probs[:, :0]
-            masses = []
-            for row in range(len(chunk)):
-                mass = dict.fromkeys(candidates, 0.0)
-                for label, p in zip(labels, picked[row].tolist(), strict=True):
-                    mass[label] += p
-                masses.append(mass)
-            return masses
+            return masses_of(result.logits[0])
 
         return self._run_chunks(inputs, forward)
+
+    def _shared_prefix_probs(
+        self, inputs: Sequence[JudgeInput], masses_of: Callable[[Any], list[dict[str, float]]]
+    ) -> list:
+        """Next-token probabilities for prefills that share a long prefix, computed once.
+
+        ``logprob`` mode sends each sample's judge conversation a dozen times with a
+        different short assistant prefix. Prefilling the shared tokens once and the short
+        tails as one batch on a copy of that KV cache gives the same distributions (the tail
+        of each row sees exactly its own full sequence) for about a twelfth of the compute.
+        """
+        out: list[Any] = [Failure("not run")] * len(inputs)
+        groups: dict[str, list[tuple[int, list[int]]]] = {}
+        for i, item in enumerate(inputs):
+            try:
+                text, _ = self._render(item)
+            except Exception as exc:
+                out[i] = Failure(f"judge input error: {type(exc).__name__}: {exc}", "bad_input")
+                continue
+            base = text[: len(text) - len(item.assistant_prefix or "")]
+            ids = self._tokenizer(text, add_special_tokens=False)["input_ids"]
+            groups.setdefault(base, []).append((i, ids))
+
+        for members in groups.values():
+            try:
+                self._prefill_group(members, masses_of, out)
+            except Exception as exc:
+                log.exception("transformers judge shared-prefix prefill failed")
+                for i, _ in members:
+                    out[i] = Failure(f"judge model error: {type(exc).__name__}: {exc}")
+        return out
+
+    def _prefill_group(
+        self,
+        members: list[tuple[int, list[int]]],
+        masses_of: Callable[[Any], list[dict[str, float]]],
+        out: list[Any],
+    ) -> None:
+        import torch
+
+        first = members[0][1]
+        common = min(len(ids) for _, ids in members) - 1  # every tail keeps >= 1 token
+        for _, ids in members[1:]:
+            n = 0
+            limit = min(common, len(ids))
+            while n < limit and ids[n] == first[n]:
+                n += 1
+            common = n
+        tails = [ids[common:] for _, ids in members]
+        width = max(len(t) for t in tails)
+        pad = self._tokenizer.pad_token_id
+        tail_ids = torch.tensor([t + [pad] * (width - len(t)) for t in tails], device=self.device)
+        mask = torch.zeros((len(tails), common + width), dtype=torch.long, device=self.device)
+        for row, t in enumerate(tails):
+            mask[row, : common + len(t)] = 1
+        positions = torch.arange(common, common + width, device=self.device).expand(len(tails), -1)
+        with torch.inference_mode():
+            cache = None
+            if common > 0:
+                prefix = torch.tensor([first[:common]], device=self.device)
+                cache = self._model(input_ids=prefix, use_cache=True).past_key_values
+                cache.batch_repeat_interleave(len(tails))
+            logits = self._model(
+                input_ids=tail_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=cache is not None,
+            ).logits
+        last = torch.tensor([len(t) - 1 for t in tails], device=self.device)
+        picked = logits[torch.arange(len(tails), device=self.device), last]
+        for (i, _), mass in zip(members, masses_of(picked), strict=True):
+            out[i] = mass
 
     async def generate(
         self, inputs: Sequence[JudgeInput], max_new_tokens: int
