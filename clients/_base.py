@@ -23,6 +23,7 @@ from typing import Any, Literal
 import httpx
 
 from clients.errors import InvalidSampleError, RewardClientError, RewardServiceError
+from reward_server.images import sniff_mime
 
 __all__ = [
     "DEFAULT_URL",
@@ -40,13 +41,6 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 SAMPLE_KEYS = frozenset({"id", "prompt", "images", "response", "labels"})
 LABEL_KEYS = ("image_tag", "text_tag", "combine_tag")
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"BM", "image/bmp"),
-)
 
 
 # --------------------------------------------------------------------------- results
@@ -111,17 +105,9 @@ class Result:
 # --------------------------------------------------------------------------- images
 
 
-def _sniff(data: bytes) -> str | None:
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    for magic, mime in _MAGIC:
-        if data.startswith(magic):
-            return mime
-    return None
-
-
 def _data_url(data: bytes, mime: str | None = None) -> str:
-    mime = _sniff(data) or mime or "application/octet-stream"
+    # the server's own sniffer: what it accepts is exactly what we label as an image
+    mime = sniff_mime(data) or mime or "application/octet-stream"
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
