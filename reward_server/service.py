@@ -110,21 +110,14 @@ class ScoringService:
             len(waiting) + sum(len(v) - 1 for v in positions.values())
         )
 
+        computed: dict[str, dict[str, Any]] = {}
         if owned and scorer.inline:
             # CPU-only scorers finish without yielding, so no concurrent request can be
             # computing the same key in between: no futures or tasks needed.
-            values = [r.to_dict() for r in scorer.score_inline(
-                [samples[positions[k][0]] for k in owned]
-            )]
-            waiting_results = dict(zip(owned, values, strict=True))
-            await self.cache.set_many(
-                [(k, v) for k, v in waiting_results.items() if v["status"] == Status.OK]
-            )
-            owned = []
-        else:
-            waiting_results = {}
-
-        if owned:
+            scored = scorer.score_inline([samples[positions[k][0]] for k in owned])
+            computed = dict(zip(owned, (r.to_dict() for r in scored), strict=True))
+            await self._store(computed)
+        elif owned:
             loop = asyncio.get_running_loop()
             futures = {key: loop.create_future() for key in owned}
             self._inflight.update(futures)
@@ -139,8 +132,7 @@ class ScoringService:
         # then read results; a future holding ScorerUnavailable re-raises it here (503).
         if waiting:
             await asyncio.shield(asyncio.gather(*set(waiting.values()), return_exceptions=True))
-        computed = {key: future.result() for key, future in waiting.items()}
-        computed.update(waiting_results)
+        computed.update({key: future.result() for key, future in waiting.items()})
 
         for key, idxs in positions.items():
             value = {**hit_keys[key], "cached": True} if key in hit_keys else computed[key]
@@ -178,12 +170,10 @@ class ScoringService:
                 scored = [ScoreResult.invalid(
                     f"internal scorer error ({type(exc).__name__}); see the service log"
                 )] * len(samples)
-            values = [r.to_dict() for r in scored]
-            for key, value in zip(keys, values, strict=True):
+            values = {key: r.to_dict() for key, r in zip(keys, scored, strict=True)}
+            for key, value in values.items():
                 futures[key].set_result(value)
-            await self.cache.set_many(
-                [(k, v) for k, v in zip(keys, values, strict=True) if v["status"] == Status.OK]
-            )
+            await self._store(values)
         except BaseException as exc:  # cancelled at shutdown: never leave waiters hanging
             for f in futures.values():
                 if not f.done():
@@ -196,6 +186,10 @@ class ScoringService:
             for f in futures.values():
                 if f.done() and not f.cancelled():
                     f.exception()  # mark retrieved: no "never retrieved" warnings
+
+    async def _store(self, values: dict[str, dict[str, Any]]) -> None:
+        """Cache the ``ok`` results; an ``invalid`` one may score on a later try."""
+        await self.cache.set_many([(k, v) for k, v in values.items() if v["status"] == Status.OK])
 
     async def readiness(self) -> dict[str, Any]:
         """What ``GET /ready`` reports: the default profile's scorers and the cache."""

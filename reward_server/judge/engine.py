@@ -40,7 +40,7 @@ from reward_server.domain import Sample
 from reward_server.errors import ScorerUnavailable
 from reward_server.judge.backends.base import FAILED, LOADED, LOADING, Failure, JudgeBackend
 from reward_server.judge.base import Readiness
-from reward_server.judge.parsing import SCORE_KEYS, parse_verdict, score_range
+from reward_server.judge.parsing import SCORE_KEYS, ParseResult, parse_verdict, score_range
 from reward_server.judge.prompts import (
     JudgeInput,
     PromptTemplate,
@@ -202,30 +202,29 @@ class JudgeEngine:
         max_new = self.settings.judge_max_new_tokens
         replies = await self.backend.generate(inputs, max_new)
         outcomes: list[Outcome | None] = [None] * len(inputs)
-        retry_at: list[int] = []
-        retries: list[JudgeInput] = []
-        for i, reply in enumerate(replies):
+
+        def read(i: int, reply: str | Failure) -> ParseResult | None:
+            """Record a failure or a verdict in ``outcomes[i]``; the parse if unusable."""
             if isinstance(reply, Failure):
                 self._fail(reply.kind)
                 outcomes[i] = reply.reason
-                continue
+                return None
             parsed = parse_verdict(reply)
             if parsed.verdict is not None:
                 outcomes[i] = parsed.verdict
-            else:
+                return None
+            return parsed
+
+        retry_at: list[int] = []
+        retries: list[JudgeInput] = []
+        for i, reply in enumerate(replies):
+            if (parsed := read(i, reply)) is not None:
                 retry_at.append(i)
                 retries.append(retry_input(inputs[i], reply, parsed.problem or "", self.template))
         if retries:
             second = await self.backend.generate(retries, max_new)
             for i, reply in zip(retry_at, second, strict=True):
-                if isinstance(reply, Failure):
-                    self._fail(reply.kind)
-                    outcomes[i] = reply.reason
-                    continue
-                parsed = parse_verdict(reply)
-                if parsed.verdict is not None:
-                    outcomes[i] = parsed.verdict
-                else:
+                if (parsed := read(i, reply)) is not None:
                     self._fail(parsed.kind)
                     outcomes[i] = f"unusable judge answer after one retry: {parsed.problem}"
         return outcomes  # type: ignore[return-value]

@@ -47,11 +47,11 @@ class MixScorer(ProfileScorer):
         return needed
 
     def readiness(self) -> Readiness:
-        for scorer in self._needed():
-            state = scorer.readiness()
+        states = [(scorer.name, scorer.readiness()) for scorer in self._needed()]
+        for name, state in states:
             if not state.ready:
-                return Readiness(False, f"{scorer.name}: {state.detail}")
-        return Readiness(True, "; ".join(s.readiness().detail for s in self._needed()))
+                return Readiness(False, f"{name}: {state.detail}")
+        return Readiness(True, "; ".join(state.detail for _, state in states))
 
     def _route(self, sample: Sample) -> str | None:
         """``"mix"``, ``"fallback"`` or ``None`` when neither can score the sample."""
