@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from reward_server.app import create_app
+    from reward_server.serving import uvicorn_options
     from reward_server.settings import Settings
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port,
@@ -34,14 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app(settings)
     except (ValidationError, ValueError) as exc:
         sys.exit(f"reward_server: invalid configuration: {exc}")
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    uvicorn.run(app, **uvicorn_options(settings))
 
 
 if __name__ == "__main__":

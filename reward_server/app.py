@@ -13,6 +13,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reward_server import __version__
@@ -110,6 +111,10 @@ class _Gate:
             status_holder[0] = 413
             response = _error(413, f"body larger than REWARD_MAX_BODY_BYTES={self.max_body}")
             await response(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client went away mid-body (or its body deadline passed): nobody is left to
+            # answer, and it is not a server error. Counted as 499, as nginx does.
+            status_holder[0] = 499
         finally:
             self._record(route, status_holder[0], start)
             request_id.reset(token)

@@ -66,6 +66,25 @@ class Settings(BaseSettings):
     image_root: Path | None = Field(
         None, description="When set, images may be file paths inside this directory."
     )
+    max_images_per_sample: int = Field(16, ge=0, description="Images per sample.")
+    max_request_image_bytes: int = Field(
+        134217728, ge=1, description="Decoded image bytes per request, all samples together."
+    )
+    max_image_path_chars: int = Field(
+        1024, ge=1, description="Characters per image file path (with REWARD_IMAGE_ROOT)."
+    )
+    max_query_chars: int = Field(
+        1048576, ge=1, description="/get_reward: characters per query, checked before any work."
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a request's headers."
+    )
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="Seconds a client has to send a request's body after its headers."
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="Open connections; beyond it new requests get 503 at once."
+    )
     log_level: str = Field("warning", description="Log level (JSON logs on stderr).")
 
     @field_validator("judge_model", "judge_base_url", "judge_api_key", "api_key", "redis_url",
