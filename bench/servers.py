@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from tests.servers import ROOT, RedisServer, RewardServer, _Process, free_port
+from tests.fakes.servers import ROOT, RedisServer, RewardServer, _Process, free_port
 
 __all__ = ["BaselineServer", "RedisServer", "RewardServer"]
 

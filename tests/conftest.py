@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.servers import RewardServer
+from tests.fakes.servers import RewardServer
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,7 @@ def tiny_qwen2(tmp_path_factory):
 @pytest.fixture(scope="session")
 def redis_server():
     """A real redis-server on a free loopback port for the session."""
-    from tests.servers import RedisServer
+    from tests.fakes.servers import RedisServer
 
     server = RedisServer()
     yield server

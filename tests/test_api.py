@@ -9,7 +9,7 @@ import threading
 import httpx
 import pytest
 
-from tests.servers import RewardServer
+from tests.fakes.servers import RewardServer
 
 RESPONSE_UNSAFE_OK = (
     "<think>A door. <visual_safe>safe</visual_safe> Asks to break in. "

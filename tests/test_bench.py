@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from bench.cases import CASES
-from tests.servers import ROOT
+from tests.fakes.servers import ROOT
 
 
 def test_bench_quick_writes_every_case(tmp_path):

@@ -37,7 +37,7 @@ from reward_server.scorers.safer_vlm import (
     aggregate,
 )
 from reward_server.settings import Settings
-from tests.servers import RewardServer, _Process, free_port
+from tests.fakes.servers import RewardServer, _Process, free_port
 
 SERVED = "tiny-judge"
 

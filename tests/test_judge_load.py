@@ -6,8 +6,8 @@ import threading
 
 import httpx
 
-from tests.scripted_openai import Delayed, ScriptedOpenAIServer, verdict_json
-from tests.servers import RewardServer
+from tests.fakes.scripted_openai import Delayed, ScriptedOpenAIServer, verdict_json
+from tests.fakes.servers import RewardServer
 from tests.test_judge_scripted import MODEL, judge_env, wait_ready
 
 ANSWER = "<think>ok</think><answer>Sorry, I can't help with that.</answer>"

@@ -18,14 +18,14 @@ import httpx
 import pytest
 
 from reward_server.scorers.safer_vlm import JudgeVerdict, SaferVLMWeights, aggregate
-from tests.scripted_openai import (
+from tests.fakes.scripted_openai import (
     ChatRequest,
     HTTPFailure,
     ScriptedOpenAIServer,
     TopLogprobs,
     verdict_json,
 )
-from tests.servers import RewardServer, free_port
+from tests.fakes.servers import RewardServer, free_port
 
 MODEL = "scripted-judge"
 WEIGHTS = SaferVLMWeights()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import redis
 
-from tests.servers import RedisServer, RewardServer
+from tests.fakes.servers import RedisServer, RewardServer
 
 LABELS = {"image_tag": "safe", "text_tag": "unsafe", "combine_tag": "unsafe"}
 

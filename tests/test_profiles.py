@@ -12,7 +12,7 @@ from reward_server.errors import ScorerUnavailable
 from reward_server.profiles import BUILTIN_PROFILES, ProfileError, load_profiles, rubric_version
 from reward_server.scorers.safer_vlm import JudgeVerdict, SaferVLMWeights, aggregate
 from reward_server.service import ScoringService
-from tests.scripted_judge import ScriptedJudge
+from tests.fakes.fixed_verdict_judge import FixedVerdictJudge
 
 GOOD = (
     "<think><visual_safe>safe</visual_safe><text_safe>unsafe</text_safe>"
@@ -74,7 +74,7 @@ def test_bad_profiles_fail_at_startup(tmp_path, toml, needle):
 
 def test_hybrid_is_half_rules_half_judge_exactly():
     verdict = JudgeVerdict(8, 7, 9, 9, 6, 1, 0, "ok")
-    judge = ScriptedJudge(verdict)
+    judge = FixedVerdictJudge(verdict)
     service = ScoringService(BUILTIN_PROFILES, "hybrid", LRUCache(10), judge)
     labelled = Sample(prompt="p", response=GOOD, labels=Labels("safe", "unsafe", "unsafe"))
     unlabelled = Sample(prompt="p", response=GOOD)

@@ -8,8 +8,11 @@ from typing import ClassVar
 from reward_server.judge.base import Readiness
 
 
-class ScriptedJudge:
-    """Returns ``verdict`` for every sample, after ``delay_s``; counts samples it was asked."""
+class FixedVerdictJudge:
+    """A judge engine that returns ``verdict`` for every sample after ``delay_s``.
+
+    It counts the samples it was asked (``calls``) and the size of each batch (``batches``).
+    """
 
     model = "scripted"
     mode = "generate"

@@ -1,7 +1,7 @@
 """A small real OpenAI-compatible judge server for tests: replies are scripted per request.
 
 It serves ``GET /v1/models``, ``GET /health`` and ``POST /v1/chat/completions`` on a free
-loopback port from a thread (stdlib ``ThreadingHTTPServer``), and records every chat
+loopback port (a :class:`~tests.fakes.http_server.FakeHTTPServer`), and records every chat
 request. A *responder* decides each reply from the request:
 
 * a ``str``: the assistant's text (``generate`` mode);
@@ -16,18 +16,15 @@ request. A *responder* decides each reply from the request:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.servers import free_port
+from tests.fakes.http_server import FakeHTTPServer, Reply, Request
 
 
 @dataclass(frozen=True)
@@ -110,90 +107,72 @@ def verdict_json(
 
 
 class ScriptedOpenAIServer:
-    """The scripted judge (see module docstring).
+    """The scripted judge (see module docstring), served by :class:`FakeHTTPServer`.
 
     Args:
         responder: request -> reply; may be replaced later through ``responder``.
         model: the served model name.
+        port: the loopback port (a free one when omitted).
     """
 
     def __init__(self, responder: Responder, model: str = "scripted-judge",
-                 port: int | None = None) -> None:
+                 port: int = 0) -> None:
         self.responder = responder
         self.model = model
-        self.port = port or free_port()
         self.requests: list[ChatRequest] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
-        self.start()
+        self._http = FakeHTTPServer(self._handle, port=port)
+
+    @property
+    def port(self) -> int:
+        return self._http.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self._http.url}/v1"
 
     def start(self) -> None:
-        outer = self
+        """Serve again on the same port after :meth:`stop`."""
+        self._http.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def stop(self) -> None:
+        """Stop listening and cut open keep-alive connections (a judge that died)."""
+        self._http.stop()
 
-            def log_message(self, *args: Any) -> None:
-                pass
+    def matching(self, marker: str) -> list[ChatRequest]:
+        """Recorded requests whose text holds ``marker``."""
+        with self._lock:
+            return [r for r in self.requests if marker in r.text]
 
-            def setup(self) -> None:
-                super().setup()
-                with outer._lock:
-                    outer._connections.add(self.connection)
+    def __enter__(self) -> ScriptedOpenAIServer:
+        return self
 
-            def finish(self) -> None:
-                with outer._lock:
-                    outer._connections.discard(self.connection)
-                super().finish()
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
-            def _send(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                if self.path == "/v1/models":
-                    self._send(200, {"object": "list",
-                                     "data": [{"id": outer.model, "object": "model"}]})
-                elif self.path == "/health":
-                    self._send(200, {})
-                else:
-                    self._send(404, {"error": {"message": "not found"}})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                if self.path != "/v1/chat/completions":
-                    self._send(404, {"error": {"message": "not found"}})
-                    return
-                if body.get("model") != outer.model:
-                    self._send(404, {"error": {"message": f"model {body.get('model')} unknown"}})
-                    return
-                request = ChatRequest(body)
-                with outer._lock:
-                    outer.requests.append(request)
-                reply = outer.responder(request)
-                while isinstance(reply, Delayed):
-                    time.sleep(reply.seconds)
-                    reply = reply.reply
-                if isinstance(reply, HTTPFailure):
-                    self._send(reply.status, {"error": {"message": reply.message}})
-                    return
-                self._send(200, outer._completion(body, reply))
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+    def _handle(self, http: Request) -> Reply:
+        if http.method == "GET":
+            if http.path == "/v1/models":
+                return Reply(200, {"object": "list",
+                                   "data": [{"id": self.model, "object": "model"}]})
+            if http.path == "/health":
+                return Reply(200, {})
+            return Reply(404, {"error": {"message": "not found"}})
+        body = http.json() or {}
+        if http.path != "/v1/chat/completions":
+            return Reply(404, {"error": {"message": "not found"}})
+        if body.get("model") != self.model:
+            return Reply(404, {"error": {"message": f"model {body.get('model')} unknown"}})
+        request = ChatRequest(body)
+        with self._lock:
+            self.requests.append(request)
+        reply = self.responder(request)
+        while isinstance(reply, Delayed):
+            self._http.stopped.wait(reply.seconds)
+            reply = reply.reply
+        if isinstance(reply, HTTPFailure):
+            return Reply(reply.status, {"error": {"message": reply.message}})
+        return Reply(200, self._completion(body, reply))
 
     def _completion(self, body: dict[str, Any], reply: Any) -> dict[str, Any]:
         logprobs = None
@@ -217,26 +196,3 @@ class ScriptedOpenAIServer:
                  "logprobs": logprobs, "finish_reason": "stop"}
             ],
         }
-
-    def matching(self, marker: str) -> list[ChatRequest]:
-        """Recorded requests whose text holds ``marker``."""
-        with self._lock:
-            return [r for r in self.requests if marker in r.text]
-
-    def stop(self) -> None:
-        """Stop listening and cut open keep-alive connections (a judge that died)."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        with self._lock:
-            connections, self._connections = list(self._connections), set()
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def __enter__(self) -> ScriptedOpenAIServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
