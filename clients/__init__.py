@@ -11,9 +11,14 @@
 - ``clients.adapters.verl.compute_score`` / ``compute_score_batch``: verl custom rewards.
 - ``clients.adapters.openrlhf``: OpenRLHF ``--remote_rm_url`` (HTTP or file mode).
 - ``python -m clients score IN.jsonl -o OUT.jsonl``: resumable batch scoring.
+
+Modules, one job each: ``models`` (``Result``, request chunks), ``samples`` (caller's sample ->
+wire sample), ``retry`` (``RetryPolicy``, ``Retry-After``), ``_base`` (the client without I/O),
+``sync`` / ``aio`` (the send loops), ``errors``, ``adapters``, ``__main__`` (the CLI). Nothing
+here imports the service: the shared formats come from ``reward_formats`` (standard library
+only), so ``pip install`` without extras (httpx, tqdm) is enough to use the clients.
 """
 
-from clients._base import Result, RetryPolicy
 from clients.adapters.trl import TRLReward, trl_reward
 from clients.aio import AsyncRewardClient
 from clients.errors import (
@@ -23,6 +28,8 @@ from clients.errors import (
     RewardServiceError,
     RewardTimeout,
 )
+from clients.models import Result
+from clients.retry import RetryPolicy
 from clients.sync import RewardClient
 
 __all__ = [

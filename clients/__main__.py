@@ -27,8 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clients._base import DEFAULT_URL, LABEL_KEYS, SAMPLE_KEYS, Result, component_means, mean
+from clients._base import DEFAULT_URL
 from clients.errors import InvalidSampleError, RewardClientError
+from clients.models import Result, component_means, mean
+from clients.samples import SAMPLE_KEYS, normalise_sample
+from reward_formats import TAG_KEYS
 
 
 @dataclass
@@ -140,8 +143,6 @@ class _Rows:
         self.duplicates = 0
 
     def __iter__(self) -> Iterator[tuple[Any, dict | None, Result | None]]:
-        from clients._base import normalise_sample
-
         base_dir = self.path.parent
         seen: set[str] = set()
         with self.path.open(encoding="utf-8") as f:
@@ -157,7 +158,7 @@ class _Rows:
                         line_no, f"client: line {line_no} is not a JSON object: {exc}")
                 else:
                     id_ = row.get("id", line_no)
-                    sample, local = self._sample(row, id_, base_dir, normalise_sample)
+                    sample, local = self._sample(row, id_, base_dir)
                 key = _key(id_)
                 if key in self.done or key in seen:
                     self.duplicates += key in seen
@@ -165,9 +166,9 @@ class _Rows:
                 seen.add(key)
                 yield id_, sample, local
 
-    def _sample(self, row: dict, id_: Any, base_dir: Path, normalise) -> tuple:
+    def _sample(self, row: dict, id_: Any, base_dir: Path) -> tuple[dict | None, Result | None]:
         row = dict(row)
-        tags = {k: row.pop(k) for k in LABEL_KEYS if k in row}
+        tags = {k: row.pop(k) for k in TAG_KEYS if k in row}
         if tags and row.get("labels") is None:
             row["labels"] = tags
         extra = set(row) - SAMPLE_KEYS
@@ -175,7 +176,7 @@ class _Rows:
         sample = {k: v for k, v in row.items() if k in SAMPLE_KEYS}
         sample["id"] = id_
         try:
-            return normalise(sample, base_dir), None
+            return normalise_sample(sample, base_dir), None
         except InvalidSampleError as exc:
             return None, Result.invalid(id_, f"client: {exc}")
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from clients._base import DEFAULT_URL, BaseRewardClient, Chunk, Result
+from clients._base import DEFAULT_URL, BaseRewardClient
 from clients.errors import RewardClientError, map_httpx_errors
-
-log = logging.getLogger("clients")
+from clients.models import Chunk, Result
 
 
 class AsyncRewardClient(BaseRewardClient):
@@ -70,12 +68,8 @@ class AsyncRewardClient(BaseRewardClient):
                     response = await self._http.post(self.score_url, json=chunk.payload)
                 return self._parse(response, chunk)
             except RewardClientError as exc:
-                delay = self._retry_delay(attempt, exc)
-                if delay is None:
-                    raise
-                attempt += 1
-                log.warning("retry %d/%d in %.2fs: %s", attempt, self.retry.max_retries, delay, exc)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._wait_before_retry(attempt, exc))
+            attempt += 1
 
     async def aclose(self) -> None:
         await self._http.aclose()

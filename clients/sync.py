@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -11,10 +10,9 @@ from typing import Any
 
 import httpx
 
-from clients._base import DEFAULT_URL, BaseRewardClient, Chunk, Result
+from clients._base import DEFAULT_URL, BaseRewardClient
 from clients.errors import RewardClientError, map_httpx_errors
-
-log = logging.getLogger("clients")
+from clients.models import Chunk, Result
 
 
 class RewardClient(BaseRewardClient):
@@ -73,12 +71,8 @@ class RewardClient(BaseRewardClient):
                     response = self._http.post(self.score_url, json=chunk.payload)
                 return self._parse(response, chunk)
             except RewardClientError as exc:
-                delay = self._retry_delay(attempt, exc)
-                if delay is None:
-                    raise
-                attempt += 1
-                log.warning("retry %d/%d in %.2fs: %s", attempt, self.retry.max_retries, delay, exc)
-                time.sleep(delay)
+                time.sleep(self._wait_before_retry(attempt, exc))
+            attempt += 1
 
     def close(self) -> None:
         self._http.close()

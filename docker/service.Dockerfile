@@ -2,9 +2,10 @@
 #
 # Reward service image (FastAPI app, `python -m reward_server`).
 #
-# One Dockerfile, several variants, chosen by the EXTRA build argument (a pyproject extra):
+# One Dockerfile, several variants, chosen by the EXTRA build argument (a pyproject extra,
+# installed on top of the `server` extra every variant gets):
 #   EXTRA=""           rules-only and the `openai` judge backend (judge in another
-#                      container). Small: Python + the core dependencies. The default.
+#                      container). Small: Python + the `server` extra. The default.
 #   EXTRA=gpu          in-process vLLM on a CUDA GPU (`REWARD_JUDGE_BACKEND=vllm`,
 #                      compose profile `allinone`). vLLM pinned by VLLM_VERSION.
 #   EXTRA=judge-cpu    in-process vLLM / transformers on the CPU. Pass
@@ -45,10 +46,11 @@ ENV PATH=/opt/venv/bin:${PATH}
 
 WORKDIR /src
 
-# 1) Third-party dependencies, read from pyproject.toml (core + the chosen extras), in
-#    their own layer: it is rebuilt only when pyproject.toml or the build args change.
-COPY pyproject.toml ./
-RUN python -c "import sys, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; extras = sys.argv[1].replace(',', ' ').split(); deps = p['dependencies'] + [d for e in extras for d in p['optional-dependencies'][e]]; open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" "${EXTRA}" \
+# 1) Third-party dependencies, read from pyproject.toml (core + `server` + the chosen
+#    extras; docker/requirements.py expands the extras that include `server`), in their own
+#    layer: it is rebuilt only when pyproject.toml or the build args change.
+COPY pyproject.toml docker/requirements.py ./
+RUN python requirements.py pyproject.toml server "${EXTRA}" > /tmp/requirements.txt \
  && echo "vllm==${VLLM_VERSION}" > /tmp/constraints.txt \
  && pip install -r /tmp/requirements.txt -c /tmp/constraints.txt
 

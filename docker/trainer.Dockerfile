@@ -42,9 +42,10 @@ ENV PATH=/opt/venv/bin:${PATH}
 
 WORKDIR /src
 
-# 1) Third-party dependencies (core + EXTRAS + vLLM), cached until pyproject.toml changes.
-COPY pyproject.toml ./
-RUN python -c "import sys, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; extras = sys.argv[1].replace(',', ' ').split(); deps = p['dependencies'] + [d for e in extras for d in p['optional-dependencies'][e]]; open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" "${EXTRAS}" \
+# 1) Third-party dependencies (core + EXTRAS, with the `server` extra `train` includes,
+#    + vLLM), cached until pyproject.toml changes.
+COPY pyproject.toml docker/requirements.py ./
+RUN python requirements.py pyproject.toml "${EXTRAS}" > /tmp/requirements.txt \
  && echo "vllm==${VLLM_VERSION}" >> /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt
 

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from clients.__main__ import ScoreArguments, cli, main
-from tests.servers import ROOT
-from tests.test_clients import PNG_1x1, ScriptedServer, make_sample
+from tests.fakes.servers import ROOT
+from tests.test_clients import OK, PNG_1x1, Sleep, make_sample, scripted_service
 
 
 def write_input(path: Path) -> list[object]:
@@ -128,12 +128,12 @@ def test_killed_process_resumes(rules_server, tmp_path):
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     ids = write_input(inp)
     # the first request is answered (every reward 0.5), the second hangs: kill -9 the CLI then
-    with ScriptedServer(["ok", ("sleep", 30)]) as stuck:
+    with scripted_service([OK, Sleep(30)]) as stuck:
         proc = _run_cli(inp, out, stuck.url, start_new_session=True)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and stuck.attempts < 2:
+        while time.monotonic() < deadline and len(stuck.requests) < 2:
             time.sleep(0.05)
-        assert stuck.attempts == 2, proc.communicate(timeout=5)
+        assert len(stuck.requests) == 2, proc.communicate(timeout=5)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
     partial = read_output(out)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib.util
+import itertools
 import json
 import pickle
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,11 @@ from clients import (
     RewardServiceError,
     RewardTimeout,
 )
-from clients._base import encode_image, normalise_labels, normalise_sample, parse_retry_after
-from tests.servers import RewardServer, free_port
+from clients.retry import parse_retry_after
+from clients.samples import encode_image, normalise_labels, normalise_sample
+from tests.fakes.http_server import DROP, FakeHTTPServer, Reply, Request
+from tests.fakes.score_replies import score_reply
+from tests.fakes.servers import RewardServer, free_port
 
 # --------------------------------------------------------------------------- helpers
 
@@ -83,92 +88,42 @@ def kind(request) -> str:
     return request.param
 
 
-class ScriptedServer:
-    """A real HTTP server on a free loopback port that answers from a script.
+OK = "ok"
+"""Script step: score every sample 0.5 (``format`` 1.0), as a healthy service would."""
 
-    Each request takes the next step of ``script`` (the last step repeats):
-    ``(status, headers, body)``, ``("sleep", seconds)`` (then a normal answer), ``"drop"``
-    (close the connection without answering) or ``"ok"`` (score every sample 0.5).
-    Requests are recorded as ``(path, headers, json_body)``.
+
+@dataclass(frozen=True)
+class Sleep:
+    """Script step: hold the request ``seconds`` (less if the server stops), then ``OK``."""
+
+    seconds: float
+
+
+def scripted_service(script: Sequence[Any] = (OK,)) -> FakeHTTPServer:
+    """The shared fake server playing the reward service from a script.
+
+    Request number n gets step n of ``script`` (the last step repeats): a ``Reply``, ``DROP``
+    (close the connection without answering), ``Sleep(s)`` or ``OK``. ``len(server.requests)``
+    counts the attempts.
     """
+    steps = list(script)
+    order = itertools.count()
+    server: FakeHTTPServer
 
-    def __init__(self, script: list[Any] | None = None) -> None:
-        self.script = list(script or ["ok"])
-        self.requests: list[tuple[str, dict[str, str], Any]] = []
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.in_flight = 0
-        self.peak = 0
-        outer = self
+    def handle(request: Request) -> Any:
+        step = steps[min(next(order), len(steps) - 1)]
+        if isinstance(step, Sleep):
+            server.stopped.wait(step.seconds)
+            step = OK
+        if step == OK:
+            body = request.json()
+            scores = [(0.5, {"format": 1.0})] * len(body["samples"])
+            return Reply(200, score_reply(body, scores, default_profile="default",
+                                          rubric_version="v"))
+        return step
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                body = json.loads(self.rfile.read(length) or b"null")
-                with outer.lock:
-                    outer.requests.append((self.path, dict(self.headers), body))
-                    step = outer.script[min(len(outer.requests) - 1, len(outer.script) - 1)]
-                    outer.in_flight += 1
-                    outer.peak = max(outer.peak, outer.in_flight)
-                try:
-                    self._answer(step, body)
-                finally:
-                    with outer.lock:
-                        outer.in_flight -= 1
-
-            def _answer(self, step: Any, body: Any) -> None:
-                if step == "drop":
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
-                if isinstance(step, tuple) and step[0] == "sleep":
-                    outer.stopping.wait(step[1])
-                    step = "ok"
-                if step == "ok":
-                    samples = body.get("samples", [])
-                    results = [{"id": s.get("id"), "status": "ok", "reward": 0.5,
-                                "components": {"format": 1.0}, "penalties": {}, "judge": None,
-                                "cached": False, "error": None} for s in samples]
-                    step = (200, {}, {"profile": body.get("profile") or "default",
-                                      "rubric_version": "v", "rewards": [0.5] * len(samples),
-                                      "results": results})
-                status, headers, payload = step
-                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def attempts(self) -> int:
-        return len(self.requests)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self) -> ScriptedServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    server = FakeHTTPServer(handle)
+    return server
 
 
 class Recording:
@@ -329,23 +284,23 @@ def test_images_are_inlined_and_accepted(kind, rules_server, tmp_path):
 
 
 def test_503_retry_after_then_success(kind):
-    script = [(503, {"Retry-After": "1"}, {"error": "judge loading"}), "ok"]
-    with ScriptedServer(script) as server:
+    script = [Reply(503, {"error": "judge loading"}, {"Retry-After": "1"}), OK]
+    with scripted_service(script) as server:
         start = time.monotonic()
         results = run_score(kind, server.url, [make_sample(i) for i in range(3)],
                             backoff=0.01, max_retries=3)
         elapsed = time.monotonic() - start
-    assert server.attempts == 2
+    assert len(server.requests) == 2
     assert elapsed >= 1.0  # Retry-After honoured, not the 0.01 s backoff
     assert [r.reward for r in results] == [0.5, 0.5, 0.5]
     assert [r.id for r in results] == [0, 1, 2]
 
 
 def test_503_gives_up_after_max_retries(kind):
-    script = [(503, {"Retry-After": "0"}, {"error": "judge down"})]
-    with ScriptedServer(script) as server, pytest.raises(RewardServiceError) as info:
+    script = [Reply(503, {"error": "judge down"}, {"Retry-After": "0"})]
+    with scripted_service(script) as server, pytest.raises(RewardServiceError) as info:
         run_score(kind, server.url, [make_sample(0)], max_retries=2, backoff=0.01)
-    assert server.attempts == 3
+    assert len(server.requests) == 3
     assert info.value.status == 503 and info.value.message == "judge down"
 
 
@@ -359,29 +314,29 @@ def test_503_gives_up_after_max_retries(kind):
     ],
 )
 def test_no_retry_on_4xx(kind, status):
-    script = [(status, {"Retry-After": "0"}, {"error": f"nope {status}"})]
-    with ScriptedServer(script) as server, pytest.raises(RewardServiceError) as info:
+    script = [Reply(status, {"error": f"nope {status}"}, {"Retry-After": "0"})]
+    with scripted_service(script) as server, pytest.raises(RewardServiceError) as info:
         run_score(kind, server.url, [make_sample(0)], max_retries=5, backoff=0.01)
-    assert server.attempts == 1
+    assert len(server.requests) == 1
     assert info.value.status == status
     assert f"nope {status}" in str(info.value) and server.url in str(info.value)
 
 
 def test_dropped_connection_is_retried(kind):
-    with ScriptedServer(["drop", "ok"]) as server:
+    with scripted_service([DROP, OK]) as server:
         [r] = run_score(kind, server.url, [make_sample(0)], max_retries=2, backoff=0.01)
-    assert server.attempts == 2
+    assert len(server.requests) == 2
     assert r.reward == 0.5
 
 
 def test_timeout_names_url_and_is_retried(kind):
-    with ScriptedServer([("sleep", 3)]) as server:
-        start = time.monotonic()
+    # The server would answer (0.5) after 60 s: a client that waited for it would get a
+    # result, so the RewardTimeout shows it gave up on its own timeout, twice.
+    with scripted_service([Sleep(60)]) as server:
         with pytest.raises(RewardTimeout) as info:
             run_score(kind, server.url, [make_sample(0)], timeout=0.3, max_retries=1,
                       backoff=0.01)
-        assert time.monotonic() - start < 2.5  # gave up without waiting for the server
-        assert server.attempts == 2
+        assert len(server.requests) == 2
     assert server.url in str(info.value)
     assert isinstance(info.value, TimeoutError) and isinstance(info.value, RewardClientError)
 
@@ -395,36 +350,36 @@ def test_connection_refused(kind):
 
 def test_bad_sample_fails_before_sending(kind):
     samples = [make_sample(0), {"prompt": "x", "respone": "typo"}]
-    with ScriptedServer() as server, pytest.raises(InvalidSampleError) as info:
+    with scripted_service() as server, pytest.raises(InvalidSampleError) as info:
         run_score(kind, server.url, samples)
-    assert server.attempts == 0
+    assert len(server.requests) == 0
     assert "samples[1]" in str(info.value) and "respone" in str(info.value)
 
 
 def test_result_count_mismatch_is_an_error(kind):
     body = {"profile": "p", "rubric_version": "v", "rewards": [], "results": []}
-    with ScriptedServer([(200, {}, body)]) as server, pytest.raises(RewardServiceError) as info:
+    with scripted_service([Reply(200, body)]) as server, pytest.raises(RewardServiceError) as info:
         run_score(kind, server.url, [make_sample(0)])
     assert "1 samples" in str(info.value)
 
 
 def test_empty_batch_sends_nothing(kind):
-    with ScriptedServer() as server:
+    with scripted_service() as server:
         assert run_score(kind, server.url, []) == []
-    assert server.attempts == 0
+    assert len(server.requests) == 0
 
 
 def test_async_chunk_failure_cancels_the_rest():
     # 4 chunks, 1 at a time: the first answers 422, so nothing else may be sent
-    script = [(422, {}, {"error": "samples[0].response: Field required"}), "ok"]
+    script = [Reply(422, {"error": "samples[0].response: Field required"}), OK]
 
     async def go():
         async with AsyncRewardClient(server.url, chunk_size=1, max_concurrency=1) as client:
             await client.score([make_sample(i) for i in range(4)])
 
-    with ScriptedServer(script) as server, pytest.raises(RewardServiceError):
+    with scripted_service(script) as server, pytest.raises(RewardServiceError):
         asyncio.run(go())
-    assert server.attempts == 1
+    assert len(server.requests) == 1
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -492,10 +447,29 @@ def test_parse_retry_after(value, expected):
         ("unsafe", {"combine_tag": "unsafe"}),  # bare tag = combined tag
         ({"image_tag": None, "text_tag": ""}, None),  # nothing left: no labels
         ("", None),
+        ({"combine_tag": " UNSAFE ", "category": "weapons"}, {"combine_tag": "unsafe"}),
     ],
 )
 def test_normalise_labels(raw, expected):
     assert normalise_labels(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ({"combine_tag": "maybe"}, "combine_tag"),  # not safe/unsafe
+        ({"combined_tag": "safe"}, "combined_tag"),  # a typo must not drop the label
+        ("{not json", "JSON"),
+        (["safe"], "object"),
+    ],
+)
+def test_bad_labels_fail_before_sending(kind, raw, named):
+    # the service's own label rule, applied on the client: the sample is refused, naming why
+    sample = make_sample(0) | {"labels": raw}
+    with scripted_service() as server, pytest.raises(InvalidSampleError) as info:
+        run_score(kind, server.url, [sample])
+    assert len(server.requests) == 0
+    assert "samples[0]" in str(info.value) and named in str(info.value)
 
 
 def test_encode_image_forms(tmp_path):
@@ -513,6 +487,15 @@ def test_encode_image_forms(tmp_path):
     assert encode_image(Image.new("CMYK", (2, 2))).startswith("data:image/png;base64,")
     with pytest.raises(InvalidSampleError):
         encode_image(3.5)
+
+
+def test_encode_image_labels_the_true_type(tmp_path):
+    # a JPEG saved as .png is sent as image/jpeg: the type comes from the bytes, as the
+    # service checks it, not from the file name
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(16)
+    (tmp_path / "photo.png").write_bytes(jpeg)
+    assert encode_image(tmp_path / "photo.png").startswith("data:image/jpeg;base64,")
+    assert encode_image({"bytes": jpeg}).startswith("data:image/jpeg;base64,")
 
 
 def test_errors_pickle():
@@ -613,6 +596,9 @@ def test_openrlhf_file_mode(monkeypatch, rules_server):
     assert out["rewards"].tolist() == pytest.approx([1.0, 0.3, 0.3])
     assert out["extra_logs"]["valid"].tolist() == [1.0, 0.0, 0.0]
     assert out["extra_logs"]["format"][0].item() == 1.0
+    # the service's token list: Gemma's end of turn and a pad token after it go too
+    out = reward_func([prompt + good + "<end_of_turn>\n<pad><pad>"], [prompt], [labels[0]])
+    assert out["rewards"].tolist() == [1.0]
 
 
 def test_openrlhf_file_mode_requires_invalid_reward(monkeypatch, rules_server):

@@ -10,7 +10,7 @@ import pytest
 
 from clients import trl_reward
 from clients.adapters.trl import TRLReward, build_samples
-from tests.test_clients import ScriptedServer, response
+from tests.test_clients import response, scripted_service
 
 trl_utils = pytest.importorskip("trl.trainer.utils")
 
@@ -96,7 +96,7 @@ def test_images_column_and_inline_images():
     assert "images" not in samples[1]
     assert samples[1]["prompt"][0]["content"][0]["type"] == "image_url"
 
-    with ScriptedServer() as server:
+    with scripted_service() as server:
         f = trl_reward(url=server.url)
         assert asyncio.run(f(prompts=[placeholder, inline], completions=[GOOD, GOOD],
                              **columns)) == [0.5, 0.5]

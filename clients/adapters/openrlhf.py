@@ -28,10 +28,12 @@ file mode below, which makes you choose the number.
         --remote_rm_url $(python -c "import clients.adapters.openrlhf as m; print(m.__file__)")
 
 It calls ``POST /score`` (so it may name a profile, send an API key from
-``REWARD_SERVICE_API_KEY``, and gets retries), strips the end-of-turn tokens OpenRLHF leaves on
-the decoded query (``skip_special_tokens=False``; ``REWARD_SERVICE_STRIP_TOKENS`` overrides the
-comma list), and returns ``{"rewards", "scores", "extra_logs"}`` with ``extra_logs["valid"]``
-(1/0) and the components named in ``REWARD_SERVICE_COMPONENTS`` (NaN where absent).
+``REWARD_SERVICE_API_KEY``, and gets retries), finds the response in the query and strips the
+end-of-turn tokens OpenRLHF leaves on it (``skip_special_tokens=False``) by the service's own
+rule, ``reward_formats.split_query`` with ``END_OF_TURN_TOKENS``
+(``REWARD_SERVICE_STRIP_TOKENS``, a comma list, overrides the tokens), and returns
+``{"rewards", "scores", "extra_logs"}`` with ``extra_logs["valid"]`` (1/0) and the components
+named in ``REWARD_SERVICE_COMPONENTS`` (NaN where absent).
 
 The tradeoff of ``REWARD_SERVICE_INVALID_REWARD`` (OpenRLHF cannot drop a sample): the lowest
 reward (0.0) treats "could not score" as "bad answer" and pushes the policy away from a rollout
@@ -54,45 +56,14 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from clients._base import DEFAULT_URL, Result, normalise_labels
+from clients._base import DEFAULT_URL
 from clients.errors import InvalidSampleError
+from clients.models import Result
+from clients.samples import normalise_labels
 from clients.sync import RewardClient
+from reward_formats import END_OF_TURN_TOKENS, split_query
 
-__all__ = ["DEFAULT_STRIP_TOKENS", "make_reward_func", "reward_func", "split_query"]
-
-#: End-of-turn / padding tokens seen at the end of a decoded query, stripped before scoring
-#: (the SafeGRPO format allows nothing after ``</answer>``).
-DEFAULT_STRIP_TOKENS = (
-    "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<|end|>", "</s>",
-    "<eos>", "<end_of_turn>", "<pad>", "<|pad|>",
-)
-
-
-def split_query(query: str, prompt: str | None) -> tuple[str, str] | None:
-    """``(prompt, response)`` from OpenRLHF's prompt+response text; ``None`` if the query
-    does not contain the prompt (same rule as the service's ``/get_reward``).
-
-    >>> split_query("<s>Q: hi A: hello", "Q: hi")
-    ('Q: hi', ' A: hello')
-    """
-    if not prompt:
-        return "", query
-    at = query.find(prompt)
-    if at < 0:
-        return None
-    return prompt, query[at + len(prompt):]
-
-
-def _strip_tail(text: str, tokens: Sequence[str]) -> str:
-    text = text.rstrip()
-    changed = True
-    while changed:
-        changed = False
-        for token in tokens:
-            if token and text.endswith(token):
-                text = text[: -len(token)].rstrip()
-                changed = True
-    return text
+__all__ = ["make_reward_func", "reward_func"]
 
 
 def make_reward_func(
@@ -102,7 +73,7 @@ def make_reward_func(
     profile: str | None = None,
     api_key: str | None = None,
     components: Sequence[str] = (),
-    strip_tokens: Sequence[str] = DEFAULT_STRIP_TOKENS,
+    strip_tokens: Sequence[str] = END_OF_TURN_TOKENS,
     timeout: float = 120.0,
     **client_kwargs: Any,
 ):
@@ -134,13 +105,11 @@ def make_reward_func(
         local: list[Result | None] = []
         for i in range(n):
             prompt = prompts[i] if prompts is not None else ""
-            split = split_query(queries[i], prompt)
+            split = split_query(queries[i], prompt, strip_tokens)
             try:
                 if split is None:
                     raise InvalidSampleError(f"query[{i}] does not contain prompts[{i}]")
-                sample: dict[str, Any] = {
-                    "prompt": split[0], "response": _strip_tail(split[1], strip_tokens)
-                }
+                sample: dict[str, Any] = {"prompt": split.prompt, "response": split.response}
                 label = normalise_labels(labels[i] if labels is not None else None)
                 if label:
                     sample["labels"] = label
@@ -186,7 +155,7 @@ def _from_env():
         profile=os.environ.get("REWARD_SERVICE_PROFILE") or None,
         api_key=os.environ.get("REWARD_SERVICE_API_KEY") or None,
         components=[c.strip() for c in components.split(",") if c.strip()],
-        strip_tokens=DEFAULT_STRIP_TOKENS if strip is None else
+        strip_tokens=END_OF_TURN_TOKENS if strip is None else
         [t.strip() for t in strip.split(",") if t.strip()],
         timeout=float(os.environ.get("REWARD_SERVICE_TIMEOUT", "120")),
     )

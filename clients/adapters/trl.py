@@ -31,18 +31,12 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from clients._base import (
-    DEFAULT_URL,
-    LABEL_KEYS,
-    Result,
-    _as_list,
-    component_means,
-    normalise_labels,
-    normalise_sample,
-    response_text,
-)
+from clients._base import DEFAULT_URL
 from clients.aio import AsyncRewardClient
 from clients.errors import InvalidSampleError
+from clients.models import Result, component_means
+from clients.samples import normalise_labels, normalise_sample, response_text
+from reward_formats import TAG_KEYS, as_list
 
 __all__ = ["TRLReward", "trl_reward"]
 
@@ -91,7 +85,7 @@ def build_samples(
             if columns.get("labels") is not None:
                 labels = normalise_labels(columns["labels"][i])
             else:
-                labels = normalise_labels({k: _column(columns, k, i) for k in LABEL_KEYS})
+                labels = normalise_labels({k: _column(columns, k, i) for k in TAG_KEYS})
             raw: dict[str, Any] = {"id": i, "prompt": prompt, "response": response_text(completion)}
             if labels:
                 raw["labels"] = labels
@@ -99,7 +93,7 @@ def build_samples(
                 images = _column(columns, "images", i)
                 if images is None and _column(columns, "image", i) is not None:
                     images = [columns["image"][i]]
-                images = _as_list(images)
+                images = as_list(images)
                 if images:
                     raw["images"] = images
             samples.append(normalise_sample(raw))

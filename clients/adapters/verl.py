@@ -46,8 +46,10 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from clients._base import DEFAULT_URL, Result, normalise_labels, normalise_sample
+from clients._base import DEFAULT_URL
 from clients.errors import InvalidSampleError, RewardClientError
+from clients.models import Result
+from clients.samples import normalise_labels, normalise_sample
 from clients.sync import RewardClient
 
 __all__ = ["compute_score", "compute_score_batch"]
