@@ -3,7 +3,8 @@
 Accepted: ``data:image/...;base64,...`` URLs, and file paths when ``REWARD_IMAGE_ROOT`` is
 set (resolved with symlinks followed and required to stay inside the root). Remote
 ``http(s)`` URLs are refused: the service never makes requests on a client's behalf.
-Content is checked by its magic bytes rather than decoded, because rule profiles never look
+Content is checked by its magic bytes (``reward_formats.images.sniff_mime``, the sniffer
+clients label their images with) rather than decoded, because rule profiles never look
 at pixels and a full decode would cost more than scoring; judge backends decode lazily.
 """
 
@@ -15,30 +16,13 @@ import hashlib
 import os
 from pathlib import Path
 
+from reward_formats.images import sniff_mime
 from reward_server.domain import Image
 from reward_server.errors import PayloadTooLarge
-
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"BM", "image/bmp"),
-)
 
 
 class ImageError(ValueError):
     """This image cannot be used; the sample holding it becomes ``invalid``."""
-
-
-def sniff_mime(data: bytes) -> str | None:
-    """The image MIME type from the first bytes, or ``None`` if this is not an image."""
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    for magic, mime in _MAGIC:
-        if data.startswith(magic):
-            return mime
-    return None
 
 
 class ImageLoader:
@@ -114,7 +98,3 @@ class ImageLoader:
         except OSError as exc:
             raise ImageError(f"{where}: cannot read ({exc.strerror})") from None
 
-
-def to_data_url(image: Image) -> str:
-    """The image as a data URL (what OpenAI-compatible judges take)."""
-    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"

@@ -6,10 +6,13 @@ instead of a silently unscored sample.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic_core import core_schema
 
+from reward_formats.labels import TAG_VALUES, normalise_tag, tag_rule
 from reward_server.domain import Image, Labels, Message, Sample
 from reward_server.images import ImageError, ImageLoader
 
@@ -51,25 +54,60 @@ class ChatMessage(BaseModel):
     content: str | list[ContentPart]
 
 
-# Normalised and checked inside pydantic-core (no Python call per label on the hot path).
-Tag = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^(safe|unsafe)?$"),
-    Field(description="`safe` or `unsafe` (any case); empty means unknown"),
-]
+class _LabelTag:
+    """A label field, read by ``reward_formats.labels.normalise_tag``.
+
+    The value already in normal form (``"safe"``, ``"unsafe"``, ``null``) is accepted inside
+    pydantic-core; only anything else (``"SAFE"``, ``" unsafe "``, ``""``, a bad value)
+    reaches the shared Python normaliser, so the hot path makes no Python call per label.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.union_schema(
+            [
+                core_schema.literal_schema(list(TAG_VALUES)),
+                core_schema.none_schema(),
+                core_schema.no_info_plain_validator_function(
+                    partial(normalise_tag, key=self.key)
+                ),
+            ],
+            mode="left_to_right",
+            custom_error_type="label",
+            custom_error_message=tag_rule(self.key),
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        return {"anyOf": [{"type": "string"}, {"type": "null"}]}
+
+
+def _tag(key: str) -> Any:
+    return Annotated[
+        str | None,
+        _LabelTag(key),
+        Field(description="`safe` or `unsafe` (any case and surrounding whitespace); "
+              "empty or null means unknown"),
+    ]
 
 
 class LabelsIn(BaseModel):
-    """SafeTag-VL-3K labels; each is ``safe``/``unsafe`` (any case) or absent.
+    """SafeTag-VL-3K labels; values read as ``reward_formats.labels`` says (``safe``/``unsafe``
+    in any case, ``""``/``null`` for unknown).
 
     Unknown keys are rejected: a typo such as ``combined_tag`` would otherwise silently turn
     a labelled sample into an unlabelled one (``hybrid`` would then drop its rules half).
     """
 
     model_config = ConfigDict(extra="forbid")
-    image_tag: Tag | None = None
-    text_tag: Tag | None = None
-    combine_tag: Tag | None = None
+    image_tag: _tag("image_tag") = None  # type: ignore[valid-type]
+    text_tag: _tag("text_tag") = None  # type: ignore[valid-type]
+    combine_tag: _tag("combine_tag") = None  # type: ignore[valid-type]
 
 
 # Any int JSON allows would break the response encoder past 64 bits: bound it (422 beyond).
@@ -104,10 +142,7 @@ class SampleIn(BaseModel):
     def to_sample(self, loader: ImageLoader, index: int) -> Sample:
         """Decode into a domain ``Sample``; image problems mark only this sample invalid."""
         lab = self.labels
-        labels = (
-            None if lab is None
-            else Labels(lab.image_tag or None, lab.text_tag or None, lab.combine_tag or None)
-        )
+        labels = None if lab is None else Labels(lab.image_tag, lab.text_tag, lab.combine_tag)
         if not self.images and isinstance(self.prompt, str):  # the common, hot case
             return Sample(prompt=self.prompt, response=self.response, id=self.id, labels=labels)
         where = f"samples[{index}]"

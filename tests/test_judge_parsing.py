@@ -8,11 +8,12 @@ from importlib import resources
 
 import pytest
 
+from reward_formats.json_object import extract_json_object
+from reward_formats.response import judge_split as split_response
 from reward_server.domain import Image, Message, Sample
 from reward_server.judge.engine import SCORE_TOKENS, expected_score
 from reward_server.judge.parsing import (
     SCORE_KEYS,
-    extract_json_object,
     parse_verdict,
     to_number,
 )
@@ -22,7 +23,6 @@ from reward_server.judge.prompts import (
     parse_prompt_file,
     retry_input,
     score_prefix,
-    split_response,
 )
 from reward_server.scorers.safer_vlm import JudgeVerdict
 

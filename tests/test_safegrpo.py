@@ -138,7 +138,7 @@ def test_adversarial_response_is_scored_quickly():
 
 
 def test_safer_vlm_answer_gate_is_linear():
-    from reward_server.scorers.safer_vlm import has_answer
+    from reward_formats.response import has_answer
 
     assert has_answer("x <ANSWER>y</answer>") and not has_answer("</answer><answer>")
     start = time.perf_counter()

@@ -4,7 +4,8 @@ Judges wrap JSON in prose, markdown fences or a ``<think>`` block, write numbers
 (``"7"``, ``"7/10"``) and stray outside the scale. Extraction is lenient; the verdict is
 strict: all seven numbers must be there, and each is clamped into its range.
 
-Extraction order (first hit wins):
+Extraction order (first hit wins; ``reward_formats.json_object`` implements it, with the
+last rule restricted to verdict keys here):
 
 1. the text is a JSON object (after dropping any ``<think>…</think>`` block);
 2. a fenced block (```` ```json … ``` ```` or a bare fence) holding an object;
@@ -31,6 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from reward_formats.json_object import extract_json_object
 from reward_server.scorers.safer_vlm import (
     DIMENSION_RANGE,
     DIMENSIONS,
@@ -43,9 +45,6 @@ from reward_server.scorers.safer_vlm import (
 SCORE_KEYS: tuple[str, ...] = (*DIMENSIONS, *FLAGS)
 RATIONALE_MAX_CHARS = 2000
 
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
-_FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
-_TRAILING_COMMA = re.compile(r",\s*([}\]])")
 _LEADING_NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)")
 
 
@@ -63,61 +62,17 @@ class ParseResult:
     kind: str = "ok"  # ok | no_json | missing_keys (a metrics label)
 
 
-def _loads_object(text: str) -> dict[str, Any] | None:
-    for candidate in (text, _TRAILING_COMMA.sub(r"\1", text)):
-        try:
-            value = json.loads(candidate)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
+def _holds_score_key(obj: dict[str, Any]) -> bool:
+    return bool(_normalised(obj).keys() & set(SCORE_KEYS))
 
 
-def _balanced_objects(text: str) -> list[dict[str, Any]]:
-    """Every JSON object that starts at some ``{`` of ``text`` and decodes cleanly."""
-    decoder = json.JSONDecoder()
-    found: list[dict[str, Any]] = []
-    for match in re.finditer(r"\{", text):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            found.append(value)
-    return found
-
-
-def extract_json_object(text: str) -> dict[str, Any] | None:
+def extract_verdict_object(text: str) -> dict[str, Any] | None:
     """The judge's JSON object found leniently in ``text``, or ``None``.
 
-    Args:
-        text: the judge's raw output.
-
-    Returns:
-        The decoded object (the first rule of the module docstring that yields one).
+    ``reward_formats.json_object.extract_json_object`` (rules 1-3 of the module docstring),
+    with rule 4 accepting objects that hold a verdict key.
     """
-    if "</think>" in text.lower():
-        # A reasoning judge thinks first: only what follows its thinking is the answer.
-        cut = text.lower().rfind("</think>")
-        text = text[cut + len("</think>") :]
-    text = _THINK_BLOCK.sub("", text).strip()
-    if not text:
-        return None
-    obj = _loads_object(text)
-    if obj is not None:
-        return obj
-    for block in _FENCE.findall(text):
-        obj = _loads_object(block.strip())
-        if obj is not None:
-            return obj
-    first, last = text.find("{"), text.rfind("}")
-    if 0 <= first < last:
-        obj = _loads_object(text[first : last + 1])
-        if obj is not None:
-            return obj
-    candidates = [o for o in _balanced_objects(text) if _normalised(o).keys() & set(SCORE_KEYS)]
-    return candidates[-1] if candidates else None
+    return extract_json_object(text, accept=_holds_score_key)
 
 
 def _normalise_key(key: str) -> str:
@@ -184,7 +139,7 @@ def verdict_from_object(obj: dict[str, Any]) -> ParseResult:
 
 def parse_verdict(text: str) -> ParseResult:
     """Parse a judge's raw answer into a verdict, or say what is wrong with it."""
-    obj = extract_json_object(text)
+    obj = extract_verdict_object(text)
     if obj is None:
         return ParseResult(problem="no JSON object found in the judge's answer", kind="no_json")
     return verdict_from_object(obj)

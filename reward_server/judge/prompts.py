@@ -13,7 +13,7 @@ text-only judge, whose prompt then says how many images it cannot see).
 The policy's response is shown split in two, because SaFeR-VLM grades reasoning and answer
 separately: REASONING is everything before the first ``<answer>`` (``<think>`` tags
 dropped), ANSWER everything from it on (answer tags dropped), so nothing the user would
-see is hidden from the judge.
+see is hidden from the judge (``reward_formats.response.judge_split``).
 """
 
 from __future__ import annotations
@@ -26,15 +26,13 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from reward_formats.response import judge_split
 from reward_server.domain import Sample
 from reward_server.judge.parsing import SCORE_KEYS
 
 PROMPT_FILE = "prompt_v1.txt"
 
 _SECTION = re.compile(r"^=== (\w+) ===\n", re.MULTILINE)
-_THINK_TAGS = re.compile(r"</?think>", re.IGNORECASE)
-_ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
-_ANSWER_TAGS = re.compile(r"</?answer>", re.IGNORECASE)
 
 Part = dict[str, Any]
 
@@ -97,22 +95,6 @@ class JudgeInput:
         ]
 
 
-def split_response(response: str) -> tuple[str | None, str]:
-    """``(reasoning, answer)`` of a policy response; reasoning is ``None`` when empty.
-
-    >>> split_response("<think>It is a knife.</think> <answer>Use it to cut bread.</answer>")
-    ('It is a knife.', 'Use it to cut bread.')
-    >>> split_response("<answer>No.</answer>")
-    (None, 'No.')
-    """
-    match = _ANSWER_OPEN.search(response)
-    head, tail = (response[: match.start()], response[match.start() :]) if match else (
-        response, "")
-    reasoning = _THINK_TAGS.sub("", head).strip()
-    answer = _ANSWER_TAGS.sub("", tail).strip()
-    return (reasoning or None), answer
-
-
 def build_input(
     sample: Sample, *, sees_images: bool, template: PromptTemplate | None = None
 ) -> JudgeInput:
@@ -132,7 +114,7 @@ def build_input(
         note = template.render("images_shown", count=count)
     else:
         note = template.render("images_hidden", count=count)
-    reasoning, answer = split_response(sample.response)
+    reasoning, answer = judge_split(sample.response)
     text = template.render(
         "user",
         request=sample.prompt_text,

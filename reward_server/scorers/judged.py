@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from reward_formats.response import has_answer
 from reward_server.domain import Sample, ScoreResult
 from reward_server.judge.base import Judge, Readiness
 from reward_server.profiles import Profile
 from reward_server.scorers.base import ProfileScorer
-from reward_server.scorers.safer_vlm import aggregate, has_answer, no_answer_result
+from reward_server.scorers.safer_vlm import aggregate, no_answer_result
 
 
 class JudgeScorer(ProfileScorer):

@@ -9,7 +9,8 @@ The judge returns five 1–10 dimension scores and two 0–2 flags. In points::
     s    = (min(think_safety, answer_safety) − 1) / 9
     R    = 0.2*s if s < 0.6 else base                  (the safety gate)
 
-A response without ``<answer>…</answer>`` gets 0 and the judge is never asked.
+A response without ``<answer>…</answer>`` gets 0 and the judge is never asked (the gate is
+``reward_formats.response.has_answer``).
 
 >>> v = JudgeVerdict(10, 10, 10, 10, 10, 0, 0, "fine")
 >>> aggregate(v, SaferVLMWeights()).reward
@@ -22,7 +23,6 @@ A response without ``<answer>…</answer>`` gets 0 and the judge is never asked.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from reward_server.domain import ScoreResult
@@ -37,20 +37,6 @@ DIMENSIONS: tuple[str, ...] = (
 FLAGS: tuple[str, ...] = ("hallucination", "contradiction")
 DIMENSION_RANGE = (1, 10)
 FLAG_RANGE = (0, 2)
-
-_OPEN = re.compile(r"<answer>", re.IGNORECASE)
-_CLOSE = re.compile(r"</answer>", re.IGNORECASE)
-
-
-def has_answer(response: str) -> bool:
-    """The format gate of this profile: an ``<answer>…</answer>`` block exists.
-
-    Two linear scans rather than ``<answer>.*?</answer>``, which rescans to the end from
-    every unclosed ``<answer>`` (quadratic on degenerate, repetitive rollouts).
-    """
-    opening = _OPEN.search(response)
-    return opening is not None and _CLOSE.search(response, opening.end()) is not None
-
 
 @dataclass(frozen=True, slots=True)
 class JudgeVerdict:

@@ -1,7 +1,8 @@
 """POST /get_reward: OpenRLHF's remote reward protocol (``--remote_rm_url``).
 
 OpenRLHF sends ``query`` (prompt + response text), ``prompts`` and ``labels``; the response
-is the part of each query after its prompt, without trailing end-of-turn tokens. An
+is the part of each query after its prompt, without trailing end-of-turn tokens
+(``reward_formats.queries.split_query``, the rule the file-mode adapter uses too). An
 unscorable sample gets ``null`` in ``rewards`` and ``scores`` (never a made-up number) and
 its reason in ``errors``; ``extra_logs["valid"]`` is 1/0. OpenRLHF itself turns rewards into
 a tensor without a null check, so send labels with every sample or use the file-mode adapter
@@ -15,6 +16,8 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from reward_formats.labels import LabelError, parse_labels
+from reward_formats.queries import split_query
 from reward_server.api.body import body_schema, parse_body
 from reward_server.api.deps import ApiKeyDep, ServiceDep, SettingsDep
 from reward_server.domain import Labels, Sample
@@ -23,64 +26,18 @@ from reward_server.protocol import ErrorResponse, OpenRLHFRequest, OpenRLHFRespo
 
 router = APIRouter()
 
-_TAGS = ("image_tag", "text_tag", "combine_tag")
 
+def _sample_labels(raw: Any) -> tuple[Labels | None, str | None]:
+    """The sample's labels, or why they are unusable (the sample is then ``invalid``).
 
-def parse_label(raw: Any) -> tuple[Labels | None, str | None]:
-    """A label is a JSON object, a JSON string of one, or a bare ``safe``/``unsafe`` string
-    (taken as ``combine_tag``). Returns the labels or the reason they are unusable."""
-    if raw is None:
-        return None, None
-    if isinstance(raw, str):
-        text = raw.strip()
-        if text.lower() in ("safe", "unsafe"):
-            return Labels(combine_tag=text.lower()), None
-        try:
-            raw = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return None, "label is neither a JSON object nor safe/unsafe"
-    if not isinstance(raw, dict):
-        return None, "label must be a JSON object"
-    values: dict[str, str | None] = {}
-    for tag in _TAGS:
-        value = raw.get(tag)
-        if value is None:
-            values[tag] = None
-            continue
-        if not isinstance(value, str) or value.strip().lower() not in ("safe", "unsafe"):
-            return None, f"label {tag} must be 'safe' or 'unsafe'"
-        values[tag] = value.strip().lower()
-    return Labels(**values), None
-
-
-# OpenRLHF decodes with skip_special_tokens=False, so responses end with the chat template's
-# end-of-turn token; SafeGRPO's format allows nothing after </answer>.
-_END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>",
-                "<eos>", "<|end_of_text|>")
-
-
-def strip_end_of_turn(text: str) -> str:
-    """Drop trailing end-of-turn/EOS markers (and the whitespace around them)."""
-    text = text.rstrip()
-    while True:
-        for marker in _END_OF_TURN:
-            if text.endswith(marker):
-                text = text[: -len(marker)].rstrip()
-                break
-        else:
-            return text
-
-
-def split_query(query: str, prompt: str | None) -> tuple[str, str] | None:
-    """(prompt, response) from OpenRLHF's concatenated query, or None when they disagree."""
-    if not prompt:
-        return "", strip_end_of_turn(query)
-    if query.startswith(prompt):
-        return prompt, strip_end_of_turn(query[len(prompt):])
-    at = query.find(prompt)  # decoding may add a BOS or whitespace in front
-    if at >= 0:
-        return prompt, strip_end_of_turn(query[at + len(prompt):])
-    return None
+    A label is a JSON object, a JSON string of one, or a bare ``safe``/``unsafe`` string
+    (taken as ``combine_tag``), read by ``reward_formats.labels.parse_labels``.
+    """
+    try:
+        tags = parse_labels(raw)
+    except LabelError as exc:
+        return None, str(exc)
+    return (None if tags is None else Labels(**tags)), None
 
 
 @router.post(
@@ -107,7 +64,7 @@ async def get_reward(
     samples: list[Sample] = []
     for i, query in enumerate(body.query):
         prompt = body.prompts[i] if body.prompts else None
-        labels, label_error = parse_label(body.labels[i] if body.labels else None)
+        labels, label_error = _sample_labels(body.labels[i] if body.labels else None)
         split = split_query(query, prompt)
         error = label_error and f"labels[{i}]: {label_error}"
         if split is None:

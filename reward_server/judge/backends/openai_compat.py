@@ -35,8 +35,8 @@ from typing import Any
 
 import httpx
 
+from reward_formats.images import data_url
 from reward_server.errors import ScorerUnavailable
-from reward_server.images import to_data_url
 from reward_server.judge.backends.base import (
     FAILED,
     LOADED,
@@ -90,7 +90,10 @@ def to_openai_messages(judge_input: JudgeInput) -> list[dict[str, Any]]:
             content = [
                 {"type": "text", "text": p["text"]}
                 if p["type"] == "text"
-                else {"type": "image_url", "image_url": {"url": to_data_url(p["image"])}}
+                else {
+                    "type": "image_url",
+                    "image_url": {"url": data_url(p["image"].data, p["image"].mime)},
+                }
                 for p in parts
             ]
         messages.append({"role": message["role"], "content": content})
