@@ -1,9 +1,9 @@
 """QI-Box curation (``trainer.curate``) on the tiny Qwen2 policy against a scripted scorer.
 
-The scorer is a real HTTP server on loopback that speaks the contract's ``POST /score``
-and returns, for the j-th sample of a prompt in a request, ``REWARDS[prompt][j]`` (``None``
-gives an ``invalid`` result). Every prompt's quality and instability are therefore known
-before the run, whatever the random policy writes.
+The scorer is a real HTTP server on loopback (``tests.fakes.http_server``) that speaks the
+contract's ``POST /score`` and returns, for the j-th sample of a prompt in a request,
+``REWARDS[prompt][j]`` (``None`` gives an ``invalid`` result). Every prompt's quality and
+instability are therefore known before the run, whatever the random policy writes.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ import math
 import shutil
 import subprocess
 import sys
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from tests.fakes.http_server import FakeHTTPServer, Reply, Request
+from tests.fakes.score_replies import score_reply
 from trainer.benchmarks import BenchmarkItem
-from trainer.curate import CurateArguments, allocate, in_box, main, prompt_stats
+from trainer.curate import CurateArguments, main
+from trainer.curation.qibox import allocate, in_box, prompt_stats
 from trainer.generation import PolicyArguments
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,7 @@ K = 4
 
 
 class ScriptedScorer:
-    """``POST /score`` on 127.0.0.1 with rewards chosen per prompt.
+    """``POST /score`` (``FakeHTTPServer``) with rewards chosen per prompt.
 
     ``scored[prompt]`` counts the samples of that prompt the server was asked to score;
     a prompt in ``fail_on`` makes the whole request fail with 500 (not retried).
@@ -43,66 +44,29 @@ class ScriptedScorer:
         self.scored: Counter[str] = Counter()
         self.requests = 0
         self.fail_on: set[str] = set()
-        scorer = self
+        self.server = FakeHTTPServer(self.handle)
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                samples = body["samples"]
-                if self.path != "/score":
-                    return self._reply(404, {"error": "not found"})
-                if any(s["prompt"] in scorer.fail_on for s in samples):
-                    return self._reply(500, {"error": "scripted failure"})
-                scorer.requests += 1
-                seen: Counter[str] = Counter()
-                results = []
-                for s in samples:
-                    prompt = s["prompt"]
-                    j = seen[prompt]
-                    seen[prompt] += 1
-                    scorer.scored[prompt] += 1
-                    reward = scorer.rewards[prompt][j % len(scorer.rewards[prompt])]
-                    results.append(
-                        {
-                            "id": s.get("id"),
-                            "status": "ok" if reward is not None else "invalid",
-                            "reward": reward,
-                            "components": {},
-                            "penalties": {},
-                            "judge": None,
-                            "cached": False,
-                            "error": None if reward is not None else "scripted invalid",
-                        }
-                    )
-                self._reply(
-                    200,
-                    {
-                        "profile": body.get("profile") or "scripted",
-                        "rubric_version": "scripted-1",
-                        "rewards": [r["reward"] for r in results],
-                        "results": results,
-                    },
-                )
-
-            def _reply(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+    def handle(self, request: Request) -> Reply:
+        if request.path != "/score":
+            return Reply(404, {"error": "not found"})
+        body = request.json()
+        samples = body["samples"]
+        if any(s["prompt"] in self.fail_on for s in samples):
+            return Reply(500, {"error": "scripted failure"})
+        self.requests += 1
+        seen: Counter[str] = Counter()
+        scores = []
+        for s in samples:
+            prompt = s["prompt"]
+            j = seen[prompt]
+            seen[prompt] += 1
+            self.scored[prompt] += 1
+            scores.append((self.rewards[prompt][j % len(self.rewards[prompt])], {}))
+        return Reply(200, score_reply(body, scores))
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Benchmark loaders and ``trainer.evaluate`` with a scripted OpenAI-compatible judge.
 
-The judge is a real HTTP server on loopback (``POST /v1/chat/completions``) whose reply
+The judge is a real HTTP server on loopback (``tests.fakes.scripted_openai``) whose reply
 depends only on the user request it finds in the judge prompt, so the expected
 percentages are computed by hand below, whatever the random tiny policy answers.
 """
@@ -10,14 +10,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from trainer.benchmarks import detect_format, load_benchmark, parse_benchmark_spec, read_rows
-from trainer.evaluate import (
+from tests.fakes.scripted_openai import ChatRequest, HTTPFailure, ScriptedOpenAIServer
+from trainer.benchmarks import (
+    detect_format,
+    item_from_row,
+    load_benchmark,
+    parse_benchmark_spec,
+    read_rows,
+)
+from trainer.eval import (
     EvaluateArguments,
     OpenAIJudge,
     evaluate_benchmark,
@@ -27,6 +32,7 @@ from trainer.evaluate import (
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "tests" / "data" / "bench"
+JUDGE_MODEL = "scripted-judge"
 
 
 def verdict(harm, helpful, reasoning=None):
@@ -56,69 +62,34 @@ JUDGE_REPLIES = {
 }
 
 
-class ScriptedJudge:
-    """OpenAI-compatible chat completions on 127.0.0.1 with replies chosen per request."""
+def user_request(chat: ChatRequest) -> str:
+    """The user request the judge prompt quotes (what the scripted replies are keyed by)."""
+    return chat.text.split("User request:\n<<<\n", 1)[1].split("\n>>>", 1)[0]
 
-    def __init__(self, replies: dict[str, str], fail: set[str] = frozenset()) -> None:
+
+class JudgeScript:
+    """The judge's reply per user request; requests in ``fail`` get HTTP 500."""
+
+    def __init__(self, replies: dict[str, str]) -> None:
         self.replies = replies
-        self.fail = set(fail)
-        self.calls: dict[str, int] = {}
-        self.bodies: list[dict] = []
-        judge = self
+        self.fail: set[str] = set()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+    def __call__(self, chat: ChatRequest) -> str | HTTPFailure:
+        request = user_request(chat)
+        if request in self.fail:
+            return HTTPFailure(500, "scripted outage")
+        return self.replies.get(request, verdict(3, 3))
 
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                judge.bodies.append(body)
-                content = body["messages"][1]["content"]
-                if not isinstance(content, str):
-                    content = "".join(p.get("text", "") for p in content if p["type"] == "text")
-                request = content.split("User request:\n<<<\n", 1)[1].split("\n>>>", 1)[0]
-                judge.calls[request] = judge.calls.get(request, 0) + 1
-                if request in judge.fail:
-                    return self._reply(500, {"error": "scripted outage"})
-                text = judge.replies.get(request, verdict(3, 3))
-                self._reply(
-                    200,
-                    {
-                        "id": "x",
-                        "object": "chat.completion",
-                        "model": body["model"],
-                        "choices": [
-                            {
-                                "index": 0,
-                                "finish_reason": "stop",
-                                "message": {"role": "assistant", "content": text},
-                            }
-                        ],
-                    },
-                )
 
-            def _reply(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def calls(server: ScriptedOpenAIServer, request: str) -> int:
+    """How many chat requests the judge received for ``request``."""
+    return sum(user_request(chat) == request for chat in server.requests)
 
 
 @pytest.fixture
 def judge_server():
-    server = ScriptedJudge(JUDGE_REPLIES)
-    yield server
-    server.close()
+    with ScriptedOpenAIServer(JudgeScript(JUDGE_REPLIES), model=JUDGE_MODEL) as server:
+        yield server
 
 
 # --------------------------------------------------------------------------- loaders
@@ -184,6 +155,16 @@ def test_benchmark_spec(spec, expected):
     assert parse_benchmark_spec(spec) == expected
 
 
+def test_inline_image_bytes_keep_their_true_mime_type():
+    jpeg = b"\xff\xd8\xff\xe0" + b"\x00" * 16
+    png = (BENCH / "images/red.png").read_bytes()
+    item = item_from_row(
+        {"prompt": "x", "images": [{"bytes": jpeg}, png]}, 0, "jsonl", None, "inline"
+    )
+    assert item.images[0].startswith("data:image/jpeg;base64,")  # not labelled PNG
+    assert item.images[1].startswith("data:image/png;base64,")
+
+
 def test_loader_errors(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "x", "combine_tag": "maybe"}\n')
@@ -246,6 +227,8 @@ def test_parse_verdict_unusable(reply):
         ("<answer>a", (None, "a")),  # unclosed answer
         ("<think>still thinking", ("still thinking", "")),  # truncated in the reasoning
         ("plain", (None, "plain")),
+        # the reward's answer: the first closed block, not a refusal appended after it
+        ("<answer>Sure.</answer><answer>Sorry, no.</answer>", (None, "Sure.")),
     ],
 )
 def test_split_response(response, expected):
@@ -272,12 +255,12 @@ FIXED = {
 def test_metrics_match_hand_computed_values(judge_server):
     bench = load_benchmark(BENCH / "plain.jsonl")
     responses = [FIXED[i.id] for i in bench.items]
-    judge = OpenAIJudge(judge_server.url, "scripted-judge", parse_retries=1)
+    judge = OpenAIJudge(judge_server.url, JUDGE_MODEL, parse_retries=1)
     args = EvaluateArguments(
         benchmark=["x"],
         out="unused",
         judge_url=judge_server.url,
-        judge_model="scripted-judge",
+        judge_model=JUDGE_MODEL,
         progress=False,
     )
     m, records = evaluate_benchmark(bench, responses, judge, args)
@@ -301,10 +284,10 @@ def test_metrics_match_hand_computed_values(judge_server):
     assert by_cat["animals"]["safe_pct"] is None  # nothing scored: no number
 
     # an unusable reply is asked again once, then left unscored; usable ones are asked once
-    assert judge_server.calls["What plants are safe for cats?"] == 2
-    assert judge_server.calls["How do I bake bread at home?"] == 1
+    assert calls(judge_server, "What plants are safe for cats?") == 2
+    assert calls(judge_server, "How do I bake bread at home?") == 1
     # images go to the judge as data URLs, the system prompt is ours, temperature 0
-    body = next(b for b in judge_server.bodies if "bake bread" in json.dumps(b))
+    body = judge_server.matching("bake bread")[0].body
     parts = body["messages"][1]["content"]
     assert parts[0]["image_url"]["url"].startswith("data:image/png;base64,")
     assert body["temperature"] == 0 and "answer_harmlessness" in body["messages"][0]["content"]
@@ -313,12 +296,12 @@ def test_metrics_match_hand_computed_values(judge_server):
 
 
 def test_judge_outage_is_unscored_not_a_policy_failure(judge_server):
-    judge_server.fail = {"Explain how vaccines work."}
+    judge_server.responder.fail = {"Explain how vaccines work."}
     bench = load_benchmark(BENCH / "plain.jsonl")
-    judge = OpenAIJudge(judge_server.url, "m", max_retries=1, backoff=0.01)
+    judge = OpenAIJudge(judge_server.url, JUDGE_MODEL, max_retries=1, backoff=0.01)
     verdicts = judge.judge(bench.items[:2], ["fine", "fine"])
     assert verdicts[0].ok and verdicts[1].error.startswith("request failed")
-    assert judge_server.calls["Explain how vaccines work."] == 2  # one retry
+    assert calls(judge_server, "Explain how vaccines work.") == 2  # one retry
 
 
 # --------------------------------------------------------------------------- end to end
@@ -340,7 +323,7 @@ def test_cli_with_tiny_policy(tmp_path, tiny_qwen2, judge_server, rules_server):
             "--judge-url",
             judge_server.url,
             "--judge-model",
-            "scripted-judge",
+            JUDGE_MODEL,
             "--reward-url",
             rules_server.url,
             "--profile",

@@ -1,8 +1,9 @@
 """The GRPO trainer end to end on CPU: a real reward service, a tiny random Qwen2, the bundled
 sample data, TRL 1.16. Plus the data checks, the configs and the tiny-model CLI.
 
-``ScriptedRewardServer`` (also used by ``test_trainer_rollout.py``) is a real HTTP server
-speaking ``POST /score`` whose scores are decided by the test.
+``ScriptedRewardServer`` (also used by ``test_trainer_rollout.py`` and ``test_trainer_vlm.py``)
+is a real HTTP server (``tests.fakes.http_server``) speaking ``POST /score`` whose scores are
+decided by the test.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,18 @@ import pytest
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
+from tests.fakes.http_server import FakeHTTPServer, Reply, Request
+from tests.fakes.score_replies import score_reply
 from trainer.dataset import DatasetError, prepare_dataset
 from trainer.grpo import RewardArguments, main, make_parser, resolve_precision
 from trainer.prompts import (
+    CORRECTION_INSTRUCTION,
     SAFETY_THINKING_INSTRUCTION,
     SAFETY_THINKING_INSTRUCTION_NO_IMAGE,
     THINK_ANSWER_INSTRUCTION,
     instruction_for,
 )
+from trainer.rollout import trl_generate
 from trainer.sample_data import ROWS, SAMPLE_DIR, write_sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +58,7 @@ def hashed_rule(sample: dict[str, Any]) -> tuple[float | None, dict[str, float]]
 
 
 class ScriptedRewardServer:
-    """``POST /score`` on a free loopback port, scored by ``rule(sample) -> (reward, comps)``.
+    """``POST /score`` (a ``FakeHTTPServer``) scored by ``rule(sample) -> (reward, comps)``.
 
     A ``None`` reward is answered as ``invalid`` (``reward: null``), as the contract says.
     Every request body is kept in ``requests``.
@@ -64,42 +67,16 @@ class ScriptedRewardServer:
     def __init__(self, rule: Rule = hashed_rule) -> None:
         self.rule = rule
         self.requests: list[dict[str, Any]] = []
-        outer = self
+        self.server = FakeHTTPServer(self.handle)
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append(body)
-                if self.path != "/score":
-                    self.send_error(404)
-                    return
-                results = []
-                for i, sample in enumerate(body["samples"]):
-                    reward, components = outer.rule(sample)
-                    ok = reward is not None
-                    results.append({
-                        "id": sample.get("id", i), "status": "ok" if ok else "invalid",
-                        "reward": reward, "components": components if ok else {},
-                        "penalties": {}, "judge": None, "cached": False,
-                        "error": None if ok else "scripted: unscorable",
-                    })
-                data = json.dumps({
-                    "profile": body.get("profile") or "scripted", "rubric_version": "test",
-                    "rewards": [r["reward"] for r in results], "results": results,
-                }).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+    def handle(self, request: Request) -> Reply:
+        body = request.json()
+        self.requests.append(body)
+        if request.path != "/score":
+            return Reply(404, {"error": "not found"})
+        scores = [self.rule(sample) for sample in body["samples"]]
+        return Reply(200, score_reply(body, scores, rubric_version="test"))
 
     def responses(self) -> list[dict[str, Any]]:
         return [s for body in self.requests for s in body["samples"]]
@@ -108,8 +85,7 @@ class ScriptedRewardServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 def tiny_args(model: Path, url: str, out: Path, *extra: str):
@@ -282,21 +258,53 @@ def test_tiny_model_cli(tmp_path):
 
 
 def test_unreachable_service_fails_before_loading_the_model(tmp_path, tiny_qwen2):
-    from tests.servers import free_port
+    from tests.fakes.servers import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(SystemExit, match=f"reward service at {url} cannot be used"):
         main(*tiny_args(tiny_qwen2, url, tmp_path / "out"))
 
 
+class LabelledCorrection:
+    """The policy's own generation (TRL's), except the correction turn of the safety rollout,
+    which answers as SafeGRPO asks: the row's labels as tags, a refusal exactly when the
+    combined label is unsafe.
+
+    A random policy writes noise, which the rules give 0, so without this every group's
+    rewards are equal, every advantage is 0 and GRPO has nothing to learn from. With it the
+    corrected completion earns 1.0 from the real service, each group has a spread, and the
+    update must change the weights.
+    """
+
+    def __init__(self) -> None:
+        self.labels = {prompt: tags for _, prompt, *tags in ROWS}
+
+    def __call__(self, trainer, prompts, num_generations):
+        prompt_ids, completion_ids, logprobs = trl_generate(trainer, prompts, num_generations)
+        if not all(p[-1]["content"] == CORRECTION_INSTRUCTION for p in prompts):
+            return prompt_ids, completion_ids, logprobs
+        tok = trainer.processing_class
+        fixed = [tok(self.answer(p[0]["content"]), add_special_tokens=False)["input_ids"]
+                 + [tok.eos_token_id] for p in prompts]
+        return prompt_ids, fixed, None
+
+    def answer(self, request: str) -> str:
+        image, text, combined = next(v for k, v in self.labels.items() if request.startswith(k))
+        reply = ("I'm sorry, but I can't help with that." if combined == "unsafe"
+                 else "Here is how to do it safely, step by step.")
+        return (f"<think><visual_safe>{image}</visual_safe><text_safe>{text}</text_safe>"
+                f"<combined_safe>{combined}</combined_safe></think><answer>{reply}</answer>")
+
+
 def test_grpo_end_to_end_with_rules_service(tmp_path, rules_server, tiny_qwen2):
     """Two GRPO steps against the real service (safegrpo_plus, safety rollout on): components
-    logged every step, a checkpoint written, the final model reloadable."""
+    logged every step, a checkpoint written, the final model reloadable and trained."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = tmp_path / "out"
-    trainer = main(*tiny_args(tiny_qwen2, rules_server.url, out))
+    initial = AutoModelForCausalLM.from_pretrained(tiny_qwen2).state_dict()
+    trainer = main(*tiny_args(tiny_qwen2, rules_server.url, out), generate=LabelledCorrection())
 
     logs = step_logs(trainer)
     assert [h["step"] for h in logs] == [1, 2]
@@ -311,6 +319,8 @@ def test_grpo_end_to_end_with_rules_service(tmp_path, rules_server, tiny_qwen2):
         assert h["safety/unsafe_frac"] == 1.0
         assert h["safety/corrections_attempted"] == 1.0
         assert h["safety/corrections_replaced"] == 1.0
+        # the service scores the labelled correction 1.0 and the noise 0: a reward spread
+        assert h["safety/reward_after"] == 1.0 and h["reward_std"] > 0
     assert (out / "checkpoint-2" / "model.safetensors").is_file()
     assert (out / "checkpoint-2" / "trainer_state.json").is_file()
 
@@ -320,6 +330,9 @@ def test_grpo_end_to_end_with_rules_service(tmp_path, rules_server, tiny_qwen2):
     trained = trainer.accelerator.unwrap_model(trainer.model).state_dict()
     for name, tensor in reloaded.state_dict().items():
         assert torch.equal(tensor, trained[name].cpu()), name
+    # the saved model is not the one training started from: the steps updated it
+    changed = [n for n, t in reloaded.state_dict().items() if not torch.equal(t, initial[n])]
+    assert changed, "two GRPO steps left every parameter as it was"
     ids = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}],
                                         add_generation_prompt=True, return_tensors="pt",
                                         return_dict=True)

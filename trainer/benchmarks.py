@@ -51,7 +51,6 @@ Formats (``load_benchmark(path, fmt)``; ``fmt:path`` on the command line):
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -59,9 +58,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reward_formats import TAG_KEYS, as_list, normalise_labels, parse_labels, to_data_url
+
 __all__ = [
     "FORMATS",
-    "LABEL_KEYS",
     "Benchmark",
     "BenchmarkItem",
     "detect_format",
@@ -71,7 +71,6 @@ __all__ = [
     "read_rows",
 ]
 
-LABEL_KEYS = ("image_tag", "text_tag", "combine_tag")
 FORMATS = ("auto", "jsonl", "safetag", "beavertails_v")
 _TRUE = {"true", "1", "yes", "y", "safe", "benign"}
 _FALSE = {"false", "0", "no", "n", "unsafe", "harmful"}
@@ -115,7 +114,7 @@ class BenchmarkItem:
             return self.category
         if name == "benign":
             return self.benign
-        if name in LABEL_KEYS:
+        if name in TAG_KEYS:
             return (self.labels or {}).get(name, self.row.get(name))
         return self.row.get(name)
 
@@ -196,26 +195,16 @@ def _as_bool(value: Any) -> bool | None:
     return None
 
 
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, str | bytes | Mapping):
-        return [value]
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    return list(value)
-
-
 def _image_ref(ref: Any, base_dir: Path | None) -> str:
     """An image as an absolute path or a ``data:`` URL (Parquet image dicts are inlined)."""
     if isinstance(ref, Mapping):
         if ref.get("bytes"):
-            return "data:image/png;base64," + base64.b64encode(bytes(ref["bytes"])).decode()
+            return to_data_url(bytes(ref["bytes"]))
         ref = ref.get("path") or ref.get("url")
         if not ref:
             raise ValueError("image dict without bytes, path or url")
     if isinstance(ref, bytes | bytearray):
-        return "data:image/png;base64," + base64.b64encode(bytes(ref)).decode()
+        return to_data_url(bytes(ref))
     ref = str(ref)
     if ref[:5].lower() == "data:" or "://" in ref[:12]:
         return ref
@@ -226,24 +215,15 @@ def _image_ref(ref: Any, base_dir: Path | None) -> str:
 
 
 def _labels(row: Mapping[str, Any]) -> dict[str, str] | None:
-    raw = row.get("labels")
-    if isinstance(raw, str):
-        raw = raw.strip()
-        raw = {"combine_tag": raw} if raw.lower() in ("safe", "unsafe") else json.loads(raw or "{}")
-    merged: dict[str, Any] = dict(raw or {})
-    for key in LABEL_KEYS:
-        if merged.get(key) is None and row.get(key) is not None:
-            merged[key] = row[key]
-    out = {}
-    for key in LABEL_KEYS:
-        value = merged.get(key)
-        if value is None or not str(value).strip():
-            continue
-        value = str(value).strip().lower()
-        if value not in ("safe", "unsafe"):
-            raise ValueError(f"{key} must be 'safe' or 'unsafe', got {value!r}")
-        out[key] = value
-    return out or None
+    """The row's tags: its ``labels`` (a mapping, a JSON string or a bare safe/unsafe), with
+    the tag columns filling in the tags ``labels`` does not give (contract rules,
+    ``reward_formats.parse_labels``; a bad value raises ``LabelError``, a ``ValueError``)."""
+    given = parse_labels(row.get("labels")) or {}
+    columns = normalise_labels(
+        {key: row[key] for key in TAG_KEYS if key not in given and row.get(key) is not None}
+    )
+    merged = {**columns, **given}
+    return {key: merged[key] for key in TAG_KEYS if key in merged} or None
 
 
 def _harm_category(value: Any) -> tuple[str | None, bool | None]:
@@ -267,9 +247,9 @@ def item_from_row(
     if prompt is None:
         raise ValueError(f"row {index}: no 'prompt' (or 'question') column; columns: {sorted(row)}")
     if not isinstance(prompt, str):
-        prompt = [dict(m) for m in _as_list(prompt)]
+        prompt = [dict(m) for m in as_list(prompt)]
     image_col = row.get("images") if row.get("images") is not None else row.get("image")
-    raw_images = _as_list(image_col)
+    raw_images = as_list(image_col)
     images = [_image_ref(im, base_dir) for im in raw_images]
     image_keys = [
         im if isinstance(im, str) else hashlib.sha256(_image_ref(im, None).encode()).hexdigest()

@@ -39,40 +39,28 @@ Usage:
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
-import math
 import os
-import sys
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainer.benchmarks import FORMATS, BenchmarkItem, load_benchmark
-from trainer.generation import GenerationRequest, PolicyArguments, make_sampler, seed_for
+from trainer.curation.plot import plot_qi
+from trainer.curation.qibox import STRATIFY_MODES, QIBox, prompt_stats, select
+from trainer.curation.report import portable_row, print_summary, quantiles
+from trainer.curation.store import PromptStats, StatsStore
+from trainer.generation import (
+    GenerationRequest,
+    PolicyArguments,
+    generate_all,
+    open_sampler,
+    seed_for,
+)
+from trainer.trl_cli import trl_parser
 
-logger = logging.getLogger(__name__)
-
-__all__ = [
-    "CurateArguments",
-    "PromptStats",
-    "Selection",
-    "allocate",
-    "main",
-    "make_parser",
-    "prompt_stats",
-    "select",
-]
-
-STATS_VERSION = 1
-EPS = 1e-9
-STRATIFY_MODES = ("input", "equal")
-
-
-# --------------------------------------------------------------------------- arguments
+__all__ = ["CurateArguments", "main", "make_parser"]
 
 
 @dataclass
@@ -171,365 +159,31 @@ class CurateArguments:
         return Path(self.plot) if self.plot else _with_suffix(self.out, ".png")
 
 
+    @property
+    def box(self) -> QIBox:
+        """The box and the cut these flags describe."""
+        lo, hi = self.quality_box
+        return QIBox(
+            lo=lo,
+            hi=hi,
+            min_instability=self.min_instability,
+            min_scored=self.min_scored,
+            target_size=self.target_size,
+            stratify_by=tuple(self.strata_columns),
+            stratify_mode=self.stratify_mode,
+        )
+
+
 def _with_suffix(path: str | Path, suffix: str) -> Path:
     path = Path(path)
     return path.with_name(path.name.removesuffix(".jsonl") + suffix)
 
 
-# --------------------------------------------------------------------------- statistics
-
-
-@dataclass
-class PromptStats:
-    """What the QI-Box needs to know about one prompt (one line of the sidecar)."""
-
-    key: str
-    id: str
-    rewards: list[float | None]
-    statuses: list[str] = field(default_factory=list)
-    errors: list[str | None] = field(default_factory=list)
-    responses: list[str] = field(default_factory=list)
-    rubric_version: str | None = None
-
-    @property
-    def scored(self) -> list[float]:
-        return [r for r in self.rewards if r is not None]
-
-    @property
-    def n_null(self) -> int:
-        return sum(r is None for r in self.rewards)
-
-    def quality(self, min_scored: int = 1) -> float | None:
-        return prompt_stats(self.rewards, min_scored)[0]
-
-    def instability(self, min_scored: int = 1) -> float | None:
-        return prompt_stats(self.rewards, min_scored)[1]
-
-
-def prompt_stats(
-    rewards: Iterable[float | None], min_scored: int = 1
-) -> tuple[float | None, float | None]:
-    """``(quality, instability)``: mean and population std of the non-null rewards.
-
-    ``(None, None)`` when fewer than ``min_scored`` rewards are non-null.
-
-    >>> prompt_stats([0.0, 1.0, None, 1.0, 0.0])
-    (0.5, 0.5)
-    >>> prompt_stats([None, 1.0], min_scored=2)
-    (None, None)
-    """
-    scored = [float(r) for r in rewards if r is not None]
-    if not scored or len(scored) < min_scored:
-        return None, None
-    mean = sum(scored) / len(scored)
-    var = sum((r - mean) ** 2 for r in scored) / len(scored)
-    return mean, math.sqrt(var)
-
-
-def in_box(
-    quality: float | None, instability: float | None, lo: float, hi: float, min_inst: float
-) -> bool:
-    """The QI-Box test (inclusive, with ``EPS`` tolerance)."""
-    if quality is None or instability is None:
-        return False
-    return lo - EPS <= quality <= hi + EPS and instability >= min_inst - EPS
-
-
-def allocate(
-    available: Mapping[Any, int], weights: Mapping[Any, float], target: int | None
-) -> dict[Any, int]:
-    """Quotas per stratum: proportional to ``weights``, capped by ``available``.
-
-    Largest-remainder rounding; a capped stratum's remainder is shared among the others in
-    proportion to their weights. With ``target=None`` the largest total whose quotas keep
-    the exact proportions among the strata that have anything available.
-
-    >>> allocate({"a": 10, "b": 10}, {"a": 2, "b": 1}, 6)
-    {'a': 4, 'b': 2}
-    >>> allocate({"a": 10, "b": 1}, {"a": 1, "b": 1}, 6)      # b is short: a takes the rest
-    {'a': 5, 'b': 1}
-    >>> allocate({"a": 3, "b": 10}, {"a": 1, "b": 2}, None)   # largest exact 1:2 set
-    {'a': 3, 'b': 6}
-    """
-    quota = {s: 0 for s in weights}
-    open_ = {s for s, w in weights.items() if w > 0 and available.get(s, 0) > 0}
-    if not open_:
-        return quota
-    if target is None:
-        total_w = sum(weights[s] for s in open_)
-        target = min(math.floor(available[s] * total_w / weights[s] + EPS) for s in open_)
-    left = min(target, sum(available[s] for s in open_))
-    while left > 0 and open_:
-        total_w = sum(weights[s] for s in open_)
-        exact = {s: left * weights[s] / total_w for s in open_}
-        share = {s: math.floor(exact[s] + EPS) for s in open_}
-        rest = left - sum(share.values())
-        for s in sorted(open_, key=lambda s: (-(exact[s] - share[s]), str(s)))[: max(rest, 0)]:
-            share[s] += 1
-        given = 0
-        for s in sorted(open_, key=str):
-            add = min(share[s], available[s] - quota[s])
-            quota[s] += add
-            given += add
-        left -= given
-        open_ = {s for s in open_ if quota[s] < available[s]}
-        if given == 0:
-            break
-    return quota
-
-
-@dataclass
-class Selection:
-    """The outcome of the box and the cut, with per-stratum counts for the summary."""
-
-    kept: list[str]  # keys, in input order
-    in_box: list[str]
-    no_stats: list[str]  # fewer than min_scored scored samples
-    strata: dict[str, dict[str, int]]  # stratum -> {"input", "in_box", "kept"}
-    short: list[str]  # strata that could not fill their quota
-
-
-def _stratum(item: BenchmarkItem, columns: Sequence[str]) -> str:
-    if not columns:
-        return "all"
-    return "|".join(f"{c}={item.value(c)}" for c in columns)
-
-
-def _tiebreak(seed: int, key: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"tie\x00{seed}\x00{key}".encode()).digest()[:8], "big")
-
-
-def select(
-    items: Sequence[BenchmarkItem],
-    stats: Mapping[str, PromptStats],
-    args: CurateArguments,
-    seed: int = 0,
-) -> Selection:
-    """Apply the QI-Box, then the size cut (stratified when ``args.stratify_by`` is set)."""
-    lo, hi = args.quality_box
-    box: list[BenchmarkItem] = []
-    no_stats: list[str] = []
-    for item in items:
-        q, s = prompt_stats(stats[item.key].rewards, args.min_scored)
-        if q is None:
-            no_stats.append(item.key)
-        elif in_box(q, s, lo, hi, args.min_instability):
-            box.append(item)
-    columns = args.strata_columns
-    strata_of = {item.key: _stratum(item, columns) for item in items}
-    input_counts = Counter(strata_of[i.key] for i in items)
-    box_counts = Counter(strata_of[i.key] for i in box)
-
-    def rank(item: BenchmarkItem) -> tuple[float, int]:
-        return (
-            -(prompt_stats(stats[item.key].rewards, args.min_scored)[1] or 0.0),
-            _tiebreak(seed, item.key),
-        )
-
-    short: list[str] = []
-    if columns:
-        weights = (
-            {s: float(n) for s, n in input_counts.items()}
-            if args.stratify_mode == "input"
-            else {s: 1.0 for s in input_counts}
-        )
-        quotas = allocate(box_counts, weights, args.target_size)
-        total = sum(quotas.values())
-        want = {s: (total * w / sum(weights.values())) for s, w in weights.items()}
-        short = sorted(s for s in weights if quotas.get(s, 0) + EPS < math.floor(want[s]))
-        kept_keys: set[str] = set()
-        for stratum, quota in quotas.items():
-            members = sorted((i for i in box if strata_of[i.key] == stratum), key=rank)
-            kept_keys.update(i.key for i in members[:quota])
-    else:
-        ranked = sorted(box, key=rank)
-        n = len(ranked) if args.target_size is None else args.target_size
-        kept_keys = {i.key for i in ranked[:n]}
-    kept = [i.key for i in items if i.key in kept_keys]
-    kept_counts = Counter(strata_of[k] for k in kept)
-    strata = {
-        s: {"input": input_counts[s], "in_box": box_counts.get(s, 0), "kept": kept_counts.get(s, 0)}
-        for s in sorted(input_counts)
-    }
-    return Selection(
-        kept=kept, in_box=[i.key for i in box], no_stats=no_stats, strata=strata, short=short
-    )
-
-
-# --------------------------------------------------------------------------- resume sidecar
-
-
-class StatsStore:
-    """The append-only sidecar: a header line with the run's fingerprint, then one line per
-    sampled and scored prompt. A torn last line (a crash mid-write) is dropped on load."""
-
-    def __init__(self, path: Path, fingerprint: dict[str, Any]) -> None:
-        self.path = path
-        self.fingerprint = fingerprint
-        self.done: dict[str, PromptStats] = {}
-        if path.exists() and path.stat().st_size:
-            self._load()
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("w", encoding="utf-8") as f:
-                f.write(json.dumps({"_header": {"version": STATS_VERSION, **fingerprint}}) + "\n")
-
-    def _load(self) -> None:
-        lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
-        header = json.loads(lines[0]).get("_header", {})
-        previous = {k: v for k, v in header.items() if k != "version"}
-        if previous != self.fingerprint:
-            diff = sorted(
-                k
-                for k in set(previous) | set(self.fingerprint)
-                if previous.get(k) != self.fingerprint.get(k)
-            )
-            raise SystemExit(
-                f"{self.path} was written by a run with different settings ({', '.join(diff)}); "
-                "resume with the same settings, or pass a new --stats_file"
-            )
-        good = [lines[0]]
-        for n, line in enumerate(lines[1:], 2):
-            try:
-                data = json.loads(line)
-                if not line.endswith("\n"):
-                    raise ValueError("torn line")
-            except ValueError:
-                logger.warning("%s:%d: dropping an incomplete line (interrupted run)", self.path, n)
-                continue
-            self.done[data["key"]] = PromptStats(**data)
-            good.append(line)
-        if len(good) != len(lines):
-            self.path.write_text("".join(good), encoding="utf-8")
-
-    def append(self, stats: PromptStats) -> None:
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(asdict(stats), ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        self.done[stats.key] = stats
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def _portable_row(item: BenchmarkItem, out_dir: Path, stats: PromptStats, min_scored: int) -> dict:
-    row = dict(item.row)
-    refs = [
-        im if im.startswith("data:") or "://" in im[:12] else os.path.relpath(im, out_dir)
-        for im in item.images
-    ]
-    if refs:
-        if (
-            "image" in row
-            and "images" not in row
-            and not isinstance(row["image"], list)
-            and len(refs) == 1
-        ):
-            row["image"] = refs[0]
-        else:
-            row.pop("image", None)
-            row["images"] = refs
-    q, s = prompt_stats(stats.rewards, min_scored)
-    row.update(qi_quality=q, qi_instability=s, qi_scored=len(stats.scored), qi_null=stats.n_null)
-    return row
-
-
-def _quantiles(values: list[float]) -> str:
-    if not values:
-        return "-"
-    v = sorted(values)
-
-    def at(p: float) -> float:
-        return v[min(len(v) - 1, round(p * (len(v) - 1)))]
-
-    return (
-        f"min {v[0]:.3f}  p25 {at(0.25):.3f}  median {at(0.5):.3f}  "
-        f"p75 {at(0.75):.3f}  max {v[-1]:.3f}"
-    )
-
-
-def plot_qi(
-    points: Sequence[tuple[float, float, str]],
-    box: tuple[float, float, float],
-    path: Path,
-    title: str = "QI-Box",
-) -> None:
-    """Scatter of quality (x) vs instability (y) with the box drawn, and marginal histograms.
-
-    ``points`` are ``(quality, instability, state)`` with state ``kept``, ``box`` (inside
-    the box but cut by the target size or the strata) or ``out``.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    lo, hi, min_inst = box
-    qs = [p[0] for p in points]
-    ss = [p[1] for p in points]
-    fig = plt.figure(figsize=(8, 8))
-    grid = fig.add_gridspec(
-        2, 2, width_ratios=(4, 1), height_ratios=(1, 4), hspace=0.05, wspace=0.05
-    )
-    ax = fig.add_subplot(grid[1, 0])
-    ax_q = fig.add_subplot(grid[0, 0], sharex=ax)
-    ax_s = fig.add_subplot(grid[1, 1], sharey=ax)
-    styles = {
-        "out": ("tab:gray", 0.5, "outside the box"),
-        "box": ("tab:orange", 0.7, "in the box, cut"),
-        "kept": ("tab:red", 0.85, "kept"),
-    }
-    for state, (color, alpha, label) in styles.items():
-        xs = [p[0] for p in points if p[2] == state]
-        ys = [p[1] for p in points if p[2] == state]
-        if xs:
-            ax.scatter(xs, ys, s=12, alpha=alpha, c=color, label=f"{label} ({len(xs)})")
-    kept = [p for p in points if p[2] == "kept"]
-    top = max([0.5, *ss]) * 1.05
-    ax.add_patch(
-        Rectangle(
-            (lo, min_inst), hi - lo, top - min_inst, fill=False, ec="tab:blue", lw=2, label="QI-Box"
-        )
-    )
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(-0.01, top)
-    ax.set_xlabel("quality (mean reward over scored samples)")
-    ax.set_ylabel("instability (std of rewards)")
-    ax.legend(loc="upper left", fontsize=8)
-    bins = 20
-    ax_q.hist(qs, bins=bins, range=(0, 1), color="tab:gray")
-    for x in (lo, hi):
-        ax_q.axvline(x, color="tab:blue", lw=1.5)
-    ax_s.hist(ss, bins=bins, range=(0, top), orientation="horizontal", color="tab:gray")
-    ax_s.axhline(min_inst, color="tab:blue", lw=1.5)
-    ax_q.tick_params(labelbottom=False)
-    ax_s.tick_params(labelleft=False)
-    ax_q.set_title(f"{title}: {len(kept)} kept of {len(points)} prompts with statistics")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-
-
-def _batched(seq: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
-
-
-# --------------------------------------------------------------------------- CLI
-
-
 def make_parser(subparsers=None, prog: str | None = None):
     """A ``TrlParser`` over (``CurateArguments``, ``PolicyArguments``); ``--config`` YAML works."""
-    from trl import TrlParser
-
-    dataclass_types = (CurateArguments, PolicyArguments)
-    if subparsers is not None:
-        return subparsers.add_parser(
-            "curate", help="QI-Box curation", dataclass_types=dataclass_types
-        )
-    return TrlParser(dataclass_types, prog=prog)
+    types = (CurateArguments, PolicyArguments)
+    return trl_parser(types, name="curate", help="QI-Box curation", subparsers=subparsers,
+                      prog=prog)
 
 
 def _sample_and_score(
@@ -541,62 +195,58 @@ def _sample_and_score(
 ) -> None:
     """Sample K responses per prompt, score them, append each prompt's line to the sidecar.
 
-    A batch's lines are written only after its scoring call returns, so an interrupted run
-    loses at most one batch of work.
+    A chunk's lines are written only after its scoring call returns, so an interrupted run
+    loses at most one chunk of work.
     """
-    from tqdm.auto import tqdm
-
     from clients import RewardClient
 
     k = script_args.k
-    sampling = policy_args.sampling()
     api_key = script_args.reward_api_key or os.environ.get("REWARD_API_KEY")
-    sampler = make_sampler(policy_args)
-    try:
-        with (
-            RewardClient(
-                script_args.reward_url, api_key=api_key, timeout=script_args.reward_timeout_s
-            ) as client,
-            tqdm(
-                total=total,
-                initial=total - len(todo),
-                desc="sample+score",
-                unit="prompt",
-                disable=not script_args.progress,
-            ) as bar,
-        ):
-            for chunk in _batched(todo, policy_args.batch_size):
-                requests = [
-                    GenerationRequest(i.prompt, i.images, seed_for(policy_args.seed, i.key))
-                    for i in chunk
-                ]
-                responses = sampler.generate(requests, k, sampling)
-                samples = [
-                    {**item.to_sample(text), "id": f"{item.id}#{j}"}
-                    for item, texts in zip(chunk, responses, strict=True)
-                    for j, text in enumerate(texts)
-                ]
-                results = client.score(samples, profile=script_args.profile)
-                for n, item in enumerate(chunk):
-                    mine = results[n * k : (n + 1) * k]
-                    store.append(
-                        PromptStats(
-                            key=item.key,
-                            id=item.id,
-                            rewards=[r.reward if r.ok else None for r in mine],
-                            statuses=[r.status for r in mine],
-                            errors=[r.error for r in mine],
-                            responses=list(responses[n]),
-                            rubric_version=next(
-                                (r.rubric_version for r in mine if r.rubric_version), None
-                            ),
-                        )
+    requests = [
+        GenerationRequest(i.prompt, i.images, seed_for(policy_args.seed, i.key)) for i in todo
+    ]
+    with (
+        open_sampler(policy_args) as sampler,
+        RewardClient(
+            script_args.reward_url, api_key=api_key, timeout=script_args.reward_timeout_s
+        ) as client,
+    ):
+
+        def score_and_store(start: int, responses: list[list[str]]) -> None:
+            chunk = todo[start : start + len(responses)]
+            samples = [
+                {**item.to_sample(text), "id": f"{item.id}#{j}"}
+                for item, texts in zip(chunk, responses, strict=True)
+                for j, text in enumerate(texts)
+            ]
+            results = client.score(samples, profile=script_args.profile)
+            for n, item in enumerate(chunk):
+                mine = results[n * k : (n + 1) * k]
+                store.append(
+                    PromptStats(
+                        key=item.key,
+                        id=item.id,
+                        rewards=[r.reward if r.ok else None for r in mine],
+                        statuses=[r.status for r in mine],
+                        errors=[r.error for r in mine],
+                        responses=list(responses[n]),
+                        rubric_version=next(
+                            (r.rubric_version for r in mine if r.rubric_version), None
+                        ),
                     )
-                bar.update(len(chunk))
-    finally:
-        close = getattr(sampler, "close", None)
-        if callable(close):
-            close()
+                )
+
+        generate_all(
+            sampler,
+            requests,
+            k,
+            policy_args.sampling(),
+            batch_size=policy_args.batch_size,
+            desc="sample+score",
+            progress=script_args.progress,
+            total=total,
+            on_chunk=score_and_store,
+        )
 
 
 def main(script_args: CurateArguments, policy_args: PolicyArguments) -> dict[str, Any]:
@@ -617,7 +267,9 @@ def main(script_args: CurateArguments, policy_args: PolicyArguments) -> dict[str
         _sample_and_score(todo, len(items), store, script_args, policy_args)
 
     stats = {item.key: store.done[item.key] for item in items}
-    selection = select(items, stats, script_args, seed=policy_args.seed)
+    rewards = {key: s.rewards for key, s in stats.items()}
+    box = script_args.box
+    selection = select(items, rewards, box, seed=policy_args.seed)
     kept = set(selection.kept)
 
     out = Path(script_args.out)
@@ -625,20 +277,17 @@ def main(script_args: CurateArguments, policy_args: PolicyArguments) -> dict[str
     with out.open("w", encoding="utf-8") as f:
         for item in items:
             if item.key in kept:
-                row = _portable_row(
-                    item, out.parent.resolve(), stats[item.key], script_args.min_scored
-                )
+                row = portable_row(item, out.parent.resolve(), rewards[item.key], box.min_scored)
                 f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
 
-    lo, hi = script_args.quality_box
     in_box_keys = set(selection.in_box)
     points = []
     for item in items:
-        q, s = prompt_stats(stats[item.key].rewards, script_args.min_scored)
+        q, s = prompt_stats(rewards[item.key], box.min_scored)
         if q is not None:
             state = "kept" if item.key in kept else "box" if item.key in in_box_keys else "out"
             points.append((q, s, state))
-    plot_qi(points, (lo, hi, script_args.min_instability), script_args.plot_path, title=bench.name)
+    plot_qi(points, (box.lo, box.hi, box.min_instability), script_args.plot_path, bench.name)
 
     n_samples = sum(len(s.rewards) for s in stats.values())
     n_null = sum(s.n_null for s in stats.values())
@@ -657,9 +306,9 @@ def main(script_args: CurateArguments, policy_args: PolicyArguments) -> dict[str
         "null_example": next((e for s in stats.values() for e in s.errors if e is not None), None),
         "no_stats": len(selection.no_stats),
         "box": {
-            "quality": [lo, hi],
-            "min_instability": script_args.min_instability,
-            "min_scored": script_args.min_scored,
+            "quality": [box.lo, box.hi],
+            "min_instability": box.min_instability,
+            "min_scored": box.min_scored,
         },
         "in_box": len(selection.in_box),
         "kept": len(selection.kept),
@@ -668,59 +317,14 @@ def main(script_args: CurateArguments, policy_args: PolicyArguments) -> dict[str
         "stratify_mode": script_args.stratify_mode if script_args.strata_columns else None,
         "strata": selection.strata,
         "short_strata": selection.short,
-        "quality": _quantiles([p[0] for p in points]),
-        "instability": _quantiles([p[1] for p in points]),
+        "quality": quantiles([p[0] for p in points]),
+        "instability": quantiles([p[1] for p in points]),
         "rubric_versions": sorted({s.rubric_version for s in stats.values() if s.rubric_version}),
         "policy": policy_args.fingerprint(),
     }
     _with_suffix(out, ".summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    _print_summary(summary)
+    print_summary(summary)
     return summary
-
-
-def _print_summary(s: Mapping[str, Any], stream=None) -> None:
-    stream = stream or sys.stdout
-    pct = 100 * s["null_rewards"] / s["samples"] if s["samples"] else 0.0
-    (lo, hi), mi = s["box"]["quality"], s["box"]["min_instability"]
-    lines = [
-        f"QI-Box curation: {s['data']} -> {s['out']}",
-        f"  prompts {s['prompts']} (sampled now {s['sampled_now']}, "
-        f"resumed {s['resumed']}, duplicates skipped {s['duplicates_skipped']}), K={s['k']}",
-        f"  samples {s['samples']}, null rewards {s['null_rewards']} ({pct:.1f}%, dropped)"
-        + (f"; e.g. {s['null_example']}" if s["null_example"] else ""),
-        f"  prompts without statistics (< {s['box']['min_scored']} scored samples): "
-        f"{s['no_stats']}",
-        f"  quality     {s['quality']}",
-        f"  instability {s['instability']}",
-        f"  box {lo:g} <= quality <= {hi:g}, instability >= {mi:g}: {s['in_box']} prompts",
-        f"  kept {s['kept']}"
-        + (f" (target {s['target_size']})" if s["target_size"] is not None else ""),
-    ]
-    if len(s["rubric_versions"]) > 1:
-        lines.append(
-            f"  WARNING: rewards come from {len(s['rubric_versions'])} rubric versions "
-            f"{s['rubric_versions']} (the service's profile changed during the run)"
-        )
-    if s["stratify_by"]:
-        lines.append(
-            f"  stratified by {','.join(s['stratify_by'])} ({s['stratify_mode']} proportions)"
-        )
-    width = max([len("stratum"), *(len(k) for k in s["strata"])])
-    n_in, n_kept = s["prompts"] or 1, s["kept"] or 1
-    lines.append(
-        f"  {'stratum':<{width}}  {'input':>6} {'in box':>6} {'kept':>6} {'input%':>7} {'kept%':>7}"
-    )
-    for name, c in s["strata"].items():
-        lines.append(
-            f"  {name:<{width}}  {c['input']:>6} {c['in_box']:>6} {c['kept']:>6} "
-            f"{100 * c['input'] / n_in:>6.1f}% {100 * c['kept'] / n_kept:>6.1f}%"
-        )
-    if s["short_strata"]:
-        lines.append(
-            f"  short of their quota (too few prompts in the box): {', '.join(s['short_strata'])}"
-        )
-    lines.append(f"  plot: {s['plot']}")
-    print("\n".join(lines), file=stream)
 
 
 if __name__ == "__main__":

@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reward_formats import TAG_KEYS, TAG_VALUES, LabelError, as_list, normalise_tag
 from trainer.prompts import SAFETY_THINKING_INSTRUCTION, SAFETY_THINKING_INSTRUCTION_NO_IMAGE
 
 log = logging.getLogger(__name__)
 
-LABEL_COLUMNS = ("image_tag", "text_tag", "combine_tag")
-LABEL_VALUES = ("safe", "unsafe")
 #: Profiles that cannot score a sample without ``labels.combine_tag``.
 PROFILES_NEEDING_LABELS = frozenset({"safegrpo", "safegrpo_plus"})
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -127,14 +126,6 @@ def default_image_root(args: DataArguments) -> Path | None:
     return None
 
 
-def _as_list(value: Any) -> list:
-    if value is None:
-        return []
-    if isinstance(value, str | bytes | Mapping) or hasattr(value, "save"):
-        return [value]
-    return list(value)
-
-
 def resolve_image(ref: Any, root: Path | None, where: str) -> Any:
     """An absolute path (checked: exists and decodes) or an already decoded image."""
     if hasattr(ref, "save"):  # PIL image from a datasets.Image column
@@ -164,15 +155,15 @@ def resolve_image(ref: Any, root: Path | None, where: str) -> Any:
     return str(path)
 
 
-def _label(value: Any, where: str) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    text = str(value).strip().lower()
-    if text not in LABEL_VALUES:
+def _label(value: Any, key: str, where: str) -> str | None:
+    """A label cell per the contract (``reward_formats.normalise_tag``): safe, unsafe, or
+    ``None`` for an empty cell."""
+    try:
+        return normalise_tag(value, key)
+    except LabelError:
         raise DatasetError(
-            f"{where}: expected one of {list(LABEL_VALUES)} (or empty), got {value!r}"
-        )
-    return text
+            f"{where}: expected one of {list(TAG_VALUES)} (or empty), got {value!r}"
+        ) from None
 
 
 def with_instruction(prompt: Any, instruction: str | None, where: str) -> list[dict[str, Any]]:
@@ -264,7 +255,7 @@ def prepare_dataset(
         out: dict[str, Any] = {}
         images: list[Any] = []
         if has_images:
-            refs = _as_list(row.get("images"))
+            refs = as_list(row.get("images"))
             images = [resolve_image(r, image_root, f"{where} images[{j}]")
                       for j, r in enumerate(refs)]
             out["images"] = images
@@ -272,9 +263,9 @@ def prepare_dataset(
         if instruction == SAFETY_THINKING_INSTRUCTION and not images:
             text = SAFETY_THINKING_INSTRUCTION_NO_IMAGE
         out["prompt"] = with_instruction(row["prompt"], text, where)
-        for col in LABEL_COLUMNS:
+        for col in TAG_KEYS:
             if col in row:
-                out[col] = _label(row[col], f"{where} {col}")
+                out[col] = _label(row[col], col, f"{where} {col}")
         return out
 
     # No cache: the checks (images exist and decode) must run on every start.

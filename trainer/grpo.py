@@ -31,6 +31,7 @@ from typing import Any
 
 from trainer.dataset import DataArguments
 from trainer.rollout import SafetyRolloutArguments
+from trainer.trl_cli import trl_parser
 
 log = logging.getLogger(__name__)
 
@@ -227,15 +228,22 @@ def main(
     reward_args: RewardArguments,
     rollout_args: SafetyRolloutArguments,
     data_args: DataArguments,
+    **build_options: Any,
 ):
     """Train, save the final model (or LoRA adapter) and processor to ``output_dir``.
+
+    Args:
+        build_options: passed to ``build_trainer`` (``generate``, the safety rollout's
+            generation seam).
 
     Returns the trainer (its ``state.log_history`` holds the logged metrics).
     """
     import transformers
     from packaging.version import Version
 
-    trainer = build_trainer(training_args, model_args, reward_args, rollout_args, data_args)
+    trainer = build_trainer(
+        training_args, model_args, reward_args, rollout_args, data_args, **build_options
+    )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     trainer.accelerator.print(f"model saved to {training_args.output_dir}")
@@ -247,15 +255,15 @@ def main(
 
 
 def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str | None = None):
-    from trl import GRPOConfig, ModelConfig, TrlParser
+    from trl import GRPOConfig, ModelConfig
 
-    dataclass_types = (GRPOConfig, ModelConfig, RewardArguments, SafetyRolloutArguments,
-                       DataArguments)
-    if subparsers is not None:
-        parser = subparsers.add_parser("grpo", help="GRPO safety training",
-                                       dataclass_types=dataclass_types)
-    else:
-        parser = TrlParser(dataclass_types, prog=prog or "python -m trainer.grpo")
+    parser = trl_parser(
+        (GRPOConfig, ModelConfig, RewardArguments, SafetyRolloutArguments, DataArguments),
+        name="grpo",
+        help="GRPO safety training",
+        subparsers=subparsers,
+        prog=prog or "python -m trainer.grpo",
+    )
     if not has_accelerator():
         # GRPOConfig's bf16 defaults to True, which TrainingArguments rejects on a CPU-only
         # machine: default to fp32 there (an explicit `bf16: true` still fails, loudly).

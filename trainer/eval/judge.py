@@ -1,0 +1,164 @@
+"""The evaluation judge client: an OpenAI-compatible ``/chat/completions`` endpoint.
+
+Why this is not the reward service's ``OpenAIBackend``
+(``reward_server.judge.backends.openai_compat``), although both POST chat completions and
+retry 429/5xx/connection errors: they answer different failures differently.
+
+* The service's backend is a long-lived engine part: it probes the judge, keeps a
+  readiness state that ``/ready`` reports, and turns a judge it cannot reach into a
+  batch-wide 503 with ``Retry-After`` so that the *trainer* retries later. Its retry count
+  is a fixed policy of the service, and it is built from the service's settings.
+* Evaluation is an offline batch job over one benchmark: a failed request leaves *that*
+  answer unscored (counted apart, never against the policy) and the run goes on; retries
+  and backoff are the user's flags (``--judge_max_retries``), an unusable reply is asked
+  again inside the same conversation (``JUDGE_RETRY_MESSAGE``), and the number of calls is
+  reported in ``results.json``.
+
+What they share without difference, the base-URL rule (with or without ``/v1``), is
+imported from the service's backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from reward_server.judge.backends.openai_compat import normalise_base_url
+from trainer.benchmarks import BenchmarkItem
+from trainer.eval.prompt import judge_messages, retry_messages, split_response
+from trainer.eval.verdict import EvalVerdict, parse_verdict
+
+__all__ = ["OpenAIJudge"]
+
+
+class OpenAIJudge:
+    """The evaluation judge over an OpenAI-compatible ``/chat/completions`` endpoint.
+
+    Temperature 0. Requests are retried on 429, 5xx and connection errors (exponential
+    backoff); an unusable reply is asked again ``parse_retries`` times with a reminder of the
+    format, then left unscored.
+
+    Args:
+        base_url: e.g. ``http://127.0.0.1:8001/v1`` (``/chat/completions`` is appended; a
+            URL without ``/v1`` gets it).
+        model: served model name.
+        api_key: sent as a bearer token.
+        concurrency: requests in flight.
+        send_images: put the prompt's images in the request as ``image_url`` parts.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        *,
+        concurrency: int = 8,
+        timeout: float = 120.0,
+        max_tokens: int = 300,
+        max_retries: int = 3,
+        parse_retries: int = 1,
+        send_images: bool = True,
+        backoff: float = 0.5,
+    ) -> None:
+        self.url = normalise_base_url(base_url) + "/chat/completions"
+        self.model = model
+        self.api_key = api_key
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_tokens = max_tokens
+        self.max_retries = max_retries
+        self.parse_retries = parse_retries
+        self.send_images = send_images
+        self.backoff = backoff
+        self.calls = 0
+
+    def messages(
+        self, item: BenchmarkItem, reasoning: str | None, answer: str
+    ) -> list[dict[str, Any]]:
+        return judge_messages(item, reasoning, answer, send_images=self.send_images)
+
+    async def _post(self, client, messages: list[dict[str, Any]]) -> str:
+        import httpx
+
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": 0.0,
+            "max_tokens": self.max_tokens,
+        }
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        attempt = 0
+        while True:
+            self.calls += 1
+            try:
+                response = await client.post(self.url, json=body, headers=headers)
+                if response.status_code == 429 or response.status_code >= 500:
+                    raise httpx.HTTPStatusError(
+                        f"HTTP {response.status_code}", request=response.request, response=response
+                    )
+                if response.status_code != 200:
+                    raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+                data = response.json()
+                return data["choices"][0]["message"]["content"] or ""
+            except (httpx.HTTPStatusError, httpx.TransportError) as exc:
+                if attempt >= self.max_retries:
+                    raise RuntimeError(
+                        f"judge request failed after {attempt + 1} attempts: {exc}"
+                    ) from exc
+                await asyncio.sleep(self.backoff * 2**attempt)
+                attempt += 1
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                raise RuntimeError(f"judge reply does not follow the OpenAI schema: {exc}") from exc
+
+    async def _judge_one(
+        self, client, sem: asyncio.Semaphore, item: BenchmarkItem, response: str
+    ) -> EvalVerdict:
+        reasoning, answer = split_response(response)
+        messages = self.messages(item, reasoning, answer)
+        async with sem:
+            verdict = EvalVerdict(error="not judged")
+            for attempt in range(self.parse_retries + 1):
+                try:
+                    text = await self._post(client, messages)
+                except RuntimeError as exc:
+                    return EvalVerdict(error=f"request failed: {exc}")
+                verdict = parse_verdict(text, has_reasoning=bool(reasoning))
+                if verdict.ok:
+                    return verdict
+                if attempt < self.parse_retries:
+                    messages = retry_messages(messages, text)
+            return verdict
+
+    async def ajudge(
+        self, items: Sequence[BenchmarkItem], responses: Sequence[str], progress: bool = False
+    ) -> list[EvalVerdict]:
+        """One verdict per ``(item, response)``, ``concurrency`` requests at a time."""
+        import httpx
+        from tqdm.auto import tqdm
+
+        sem = asyncio.Semaphore(self.concurrency)
+        limits = httpx.Limits(max_connections=self.concurrency)
+        async with httpx.AsyncClient(timeout=self.timeout, limits=limits) as client:
+            bar = tqdm(total=len(items), desc="judge", unit="answer", disable=not progress)
+
+            async def run(item: BenchmarkItem, response: str) -> EvalVerdict:
+                verdict = await self._judge_one(client, sem, item, response)
+                bar.update(1)
+                return verdict
+
+            try:
+                return list(
+                    await asyncio.gather(
+                        *(run(i, r) for i, r in zip(items, responses, strict=True))
+                    )
+                )
+            finally:
+                bar.close()
+
+    def judge(
+        self, items: Sequence[BenchmarkItem], responses: Sequence[str], progress: bool = False
+    ) -> list[EvalVerdict]:
+        """Blocking wrapper of :meth:`ajudge`."""
+        return asyncio.run(self.ajudge(items, responses, progress))
