@@ -6,8 +6,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 PYTEST_ARGS ?=
+# The docs site, built strictly: a broken link or anchor fails the build.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test docs lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +35,17 @@ serve: $(VENV)/.serve-stamp
 
 test: $(VENV)/.test-stamp
 	$(PY) -m ruff check .
+	$(MKDOCS) -q
 	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
+
+# Docs tools only (the `dev` extra): `make docs` needs neither torch nor the service.
+$(VENV)/.docs-stamp: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+# The docs site into build/site/ (open build/site/index.html).
+docs: $(VENV)/.docs-stamp
+	$(MKDOCS)
 
 lint: $(VENV)/.test-stamp
 	$(PY) -m ruff check .

@@ -3,6 +3,10 @@
 Starts what each case needs on loopback, runs bounded loads, writes ``report.json`` and
 ``report.png`` to ``--out`` and prints a markdown table. Every figure is a ratio or a pair
 measured in the same run.
+
+Without ``--out`` a full run writes to ``bench/results`` (the committed report the docs
+embed) and a ``--quick`` run to a new temporary directory: the quick run is CI's smoke test,
+and its tiny-size figures must never overwrite the committed report or dirty the work tree.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import argparse
 import json
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +26,7 @@ FULL = {"batches": [1, 16, 256], "bodies": 64, "concurrency": 4, "seconds": 4.0,
         "cache_bodies": 400, "groups": 32, "judge_batch": 32, "judge_bodies": 64,
         "judge_clients": 8, "batching_bodies": 256, "batching_clients": 32,
         "modes_samples": 32, "batching_new_tokens": 64}
+FULL_OUT = "bench/results"
 QUICK = {"batches": [1, 16], "bodies": 8, "concurrency": 2, "seconds": 0.5,
          "cache_bodies": 20, "groups": 2, "judge_batch": 8, "judge_bodies": 8,
          "judge_clients": 2, "batching_bodies": 16, "batching_clients": 8,
@@ -32,7 +38,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny sizes (CI smoke run)")
     p.add_argument("--cases", default=",".join(CASES),
                    help=f"comma-separated, from {list(CASES)}")
-    p.add_argument("--out", default="bench/results", help="directory for report.json/png")
+    p.add_argument("--out", default=None,
+                   help=f"directory for report.json/png (default: {FULL_OUT} for a full run, "
+                        "a new temporary directory for --quick)")
     p.add_argument("--judge-model", default=None,
                    help="judge model dir for the judge cases (transformers backend); "
                         "default: a tiny random Qwen2 built on the spot")
@@ -59,12 +67,23 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         report["cases"][name] = CASES[name](cfg)
         report["cases"][name]["wall_s"] = round(time.perf_counter() - t0, 1)
-    out = Path(args.out)
+    out = output_dir(args.out, args.quick)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     render_png(report, out / "report.png")
     print(render_markdown(report))
+    print(f"[bench] report written to {out}", file=sys.stderr, flush=True)
     return report
+
+
+def output_dir(out: str | None, quick: bool) -> Path:
+    """Where the report goes: ``--out`` when given; else the committed location for a full
+    run, and a fresh temporary directory for a quick one (never the committed report)."""
+    if out is not None:
+        return Path(out)
+    if quick:
+        return Path(tempfile.mkdtemp(prefix="bench-quick-"))
+    return Path(FULL_OUT)
 
 
 def _cpus() -> int:
