@@ -2,13 +2,18 @@
 
 Callers ``submit`` items and await their results; a worker task collects items into a
 batch until it holds ``max_batch`` items or ``max_wait_ms`` have passed since the batch's
-first item arrived (a monotonic deadline, so wall-clock jumps do not matter), then hands
-the batch to the handler. While every worker slot is busy, items keep accumulating, so
-under load batches fill up without waiting at all.
+first item arrived (a deadline on a monotonic clock, so wall-clock jumps do not matter),
+then hands the batch to the handler. While every worker slot is busy, items keep
+accumulating, so under load batches fill up without waiting at all.
 
 The queue is bounded: a submission that would push more than ``max_queue`` items into
-the waiting line raises ``ScorerUnavailable`` (HTTP 503 with Retry-After) at once rather
-than letting latency grow without limit.
+the waiting line raises ``QueueFull`` at once rather than letting latency grow without
+limit, and one that could never fit raises ``TooManyItems``.
+
+The batcher knows nothing of what it batches: its errors are its own (``BatcherError``),
+and what it measures goes to a ``BatchObserver``. Whoever owns it (the judge engine)
+translates the errors into the service's and writes the metrics. Time comes from a
+``Clock`` (the monotonic one by default), so tests can step the deadline by hand.
 
 >>> import asyncio
 >>> async def double(xs):
@@ -25,21 +30,74 @@ than letting latency grow without limit.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
-
-from reward_server.errors import PayloadTooLarge, ScorerUnavailable
-from reward_server.metrics import Metrics
-
-log = logging.getLogger(__name__)
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 BatchHandler = Callable[[list[T]], Awaitable[list[R]]]
+
+
+class BatcherError(Exception):
+    """Base of the batcher's own errors (neutral: no HTTP, no setting names)."""
+
+
+class QueueFull(BatcherError):
+    """The queue cannot take the items now; a later try may succeed."""
+
+    def __init__(self, waiting: int, asked: int, max_queue: int) -> None:
+        super().__init__(f"queue full ({waiting} waiting, {asked} more asked, max {max_queue})")
+        self.waiting, self.asked, self.max_queue = waiting, asked, max_queue
+
+
+class TooManyItems(BatcherError):
+    """More items in one submission than the whole queue can ever hold; never retry as is."""
+
+    def __init__(self, asked: int, max_queue: int) -> None:
+        super().__init__(f"{asked} items, more than the queue can ever hold ({max_queue})")
+        self.asked, self.max_queue = asked, max_queue
+
+
+class BatcherClosed(BatcherError):
+    """The batcher is shutting down: new items are refused, waiting ones are failed."""
+
+
+class Clock(Protocol):
+    """Where the batcher reads the time and waits for a deadline."""
+
+    def now(self) -> float:
+        """Seconds on a monotonic scale."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Return once ``seconds`` have passed on this clock."""
+        ...
+
+
+class MonotonicClock:
+    """``time.monotonic`` and ``asyncio.sleep``: the clock of a running service."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class BatchObserver:
+    """Receives what the batcher measures; the defaults ignore it (override what you need)."""
+
+    def queue_depth(self, depth: int) -> None:
+        """Items now waiting for a batch."""
+
+    def batch_started(self, size: int) -> None:
+        """A batch of ``size`` items was handed to the handler."""
+
+    def batch_finished(self, size: int, seconds: float) -> None:
+        """A batch's handler returned or raised, ``seconds`` after it started."""
 
 
 class MicroBatcher(Generic[T, R]):
@@ -48,14 +106,14 @@ class MicroBatcher(Generic[T, R]):
     Args:
         handler: async function from a batch of items to a same-length list of results.
             An exception it raises is given to every caller in that batch.
-        max_batch: most items per handler call (``REWARD_JUDGE_MAX_BATCH``).
-        max_wait_ms: longest a batch waits for mates after its first item arrived
-            (``REWARD_JUDGE_MAX_WAIT_MS``); 0 sends whatever is queued at once.
-        max_queue: most items waiting for a batch (``REWARD_JUDGE_MAX_QUEUE``).
+        max_batch: most items per handler call.
+        max_wait_ms: longest a batch waits for mates after its first item arrived; 0 sends
+            whatever is queued at once.
+        max_queue: most items waiting for a batch.
         concurrency: handler calls that may run at the same time (1 for an in-process
             model; more for a remote server that batches on its side too).
-        metrics: where queue depth, batch sizes and handler latency go.
-        retry_after: seconds a rejected caller is told to wait.
+        observer: where queue depth, batch sizes and handler latency go.
+        clock: the time source (``MonotonicClock`` by default).
     """
 
     def __init__(
@@ -66,8 +124,8 @@ class MicroBatcher(Generic[T, R]):
         max_wait_ms: float,
         max_queue: int = 4096,
         concurrency: int = 1,
-        metrics: Metrics | None = None,
-        retry_after: int = 2,
+        observer: BatchObserver | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if max_batch < 1 or max_queue < 1 or concurrency < 1 or max_wait_ms < 0:
             raise ValueError("max_batch, max_queue, concurrency >= 1 and max_wait_ms >= 0")
@@ -76,8 +134,8 @@ class MicroBatcher(Generic[T, R]):
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.concurrency = concurrency
-        self.metrics = metrics
-        self.retry_after = retry_after
+        self.observer = observer or BatchObserver()
+        self.clock: Clock = clock or MonotonicClock()
         self._pending: deque[tuple[T, asyncio.Future[R], float]] = deque()
         self._arrived: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -101,50 +159,47 @@ class MicroBatcher(Generic[T, R]):
             self._slots = asyncio.Semaphore(self.concurrency)
             self._worker = asyncio.create_task(self._run(), name="micro-batcher")
 
-    def _gauge(self) -> None:
-        if self.metrics is not None:
-            self.metrics.judge_queue.set(len(self._pending))
-
     async def submit(self, item: T) -> R:
         """Queue one item and wait for its result."""
         return (await self.submit_many([item]))[0]
 
-    async def submit_many(self, items: Sequence[T]) -> list[R]:
+    async def submit_many(
+        self, items: Sequence[T], *, return_exceptions: bool = False
+    ) -> list[R]:
         """Queue items (all or none) and wait for their results, in order.
 
+        Args:
+            items: what to process.
+            return_exceptions: give an item's exception in its slot (as
+                ``asyncio.gather`` does) instead of raising the first one, so a caller
+                whose items landed in several batches keeps the results that did come.
+
         Raises:
-            ScorerUnavailable: the queue cannot take ``len(items)`` more now, or the
-                batcher is closed.
-            PayloadTooLarge: ``len(items)`` exceeds the whole queue bound (413: never fits).
+            QueueFull: the queue cannot take ``len(items)`` more now.
+            TooManyItems: ``len(items)`` exceeds the whole queue bound (never fits).
+            BatcherClosed: the batcher is shutting down.
         """
         if not items:
             return []
         if self._closed:
-            raise ScorerUnavailable("judge is shutting down", self.retry_after)
+            raise BatcherClosed("shutting down")
         if len(items) > self.max_queue:  # could never fit: retrying would loop forever
-            raise PayloadTooLarge(
-                f"samples: {len(items)} samples need the judge, more than "
-                f"REWARD_JUDGE_MAX_QUEUE={self.max_queue} can ever queue; split the request"
-            )
+            raise TooManyItems(len(items), self.max_queue)
         if len(self._pending) + len(items) > self.max_queue:
-            raise ScorerUnavailable(
-                f"judge queue full ({len(self._pending)} waiting, {len(items)} more asked; "
-                f"REWARD_JUDGE_MAX_QUEUE={self.max_queue})",
-                self.retry_after,
-            )
+            raise QueueFull(len(self._pending), len(items), self.max_queue)
         self._ensure_worker()
         loop = asyncio.get_running_loop()
-        now = time.monotonic()
+        now = self.clock.now()
         futures: list[asyncio.Future[R]] = []
         for item in items:
             future: asyncio.Future[R] = loop.create_future()
             self._pending.append((item, future, now))
             futures.append(future)
-        self._gauge()
+        self.observer.queue_depth(len(self._pending))
         assert self._arrived is not None
         self._arrived.set()
         try:
-            return list(await asyncio.gather(*futures))
+            return list(await asyncio.gather(*futures, return_exceptions=return_exceptions))
         except BaseException:
             for future in futures:  # caller gone: its queued items are skipped
                 if not future.done():
@@ -173,30 +228,34 @@ class MicroBatcher(Generic[T, R]):
         while not self._pending:
             self._arrived.clear()
             await self._arrived.wait()
-        deadline = self._pending[0][2] + self.max_wait_s
-        while len(self._pending) < self.max_batch:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            self._arrived.clear()
+        remaining = self._pending[0][2] + self.max_wait_s - self.clock.now()
+        if len(self._pending) < self.max_batch and remaining > 0:
+            timer = asyncio.create_task(self._ring_after(remaining))
             try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-            except TimeoutError:
-                break
+                while len(self._pending) < self.max_batch and not timer.done():
+                    self._arrived.clear()
+                    await self._arrived.wait()
+            finally:
+                timer.cancel()
         batch: list[tuple[T, asyncio.Future[R]]] = []
         while self._pending and len(batch) < self.max_batch:
             item, future, _ = self._pending.popleft()
             if not future.done():  # cancelled callers are dropped here
                 batch.append((item, future))
-        self._gauge()
+        self.observer.queue_depth(len(self._pending))
         return batch
+
+    async def _ring_after(self, seconds: float) -> None:
+        """The batch's deadline: wakes the collector once ``seconds`` have passed."""
+        await self.clock.sleep(seconds)
+        assert self._arrived is not None
+        self._arrived.set()
 
     async def _handle(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         assert self._slots is not None
-        start = time.perf_counter()
+        start = self.clock.now()
         try:
-            if self.metrics is not None:
-                self.metrics.judge_batch.observe(len(batch))
+            self.observer.batch_started(len(batch))
             results = await self.handler([item for item, _ in batch])
             if len(results) != len(batch):
                 raise RuntimeError(
@@ -206,25 +265,19 @@ class MicroBatcher(Generic[T, R]):
                 if not future.done():
                     future.set_result(result)
         except BaseException as exc:
-            if not isinstance(exc, ScorerUnavailable | asyncio.CancelledError):
-                log.exception("judge batch of %d failed", len(batch))
-            error = (
-                ScorerUnavailable("judge batch interrupted (shutdown)", self.retry_after)
-                if isinstance(exc, asyncio.CancelledError)
-                else exc
-            )
+            interrupted = isinstance(exc, asyncio.CancelledError)
+            failure = BatcherClosed("batch interrupted (shutdown)") if interrupted else exc
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(error)
-            if isinstance(exc, asyncio.CancelledError):
+                    future.set_exception(failure)
+            if interrupted:
                 raise
         finally:
-            if self.metrics is not None:
-                self.metrics.judge_latency.observe(time.perf_counter() - start)
+            self.observer.batch_finished(len(batch), self.clock.now() - start)
             self._slots.release()
 
     async def aclose(self) -> None:
-        """Stop the worker; callers still waiting get ``ScorerUnavailable``."""
+        """Stop the worker; callers still waiting get ``BatcherClosed``."""
         self._closed = True
         tasks = [t for t in (self._worker, *self._running) if t is not None and not t.done()]
         for task in tasks:
@@ -234,5 +287,5 @@ class MicroBatcher(Generic[T, R]):
         while self._pending:
             _, future, _ = self._pending.popleft()
             if not future.done():
-                future.set_exception(ScorerUnavailable("judge is shutting down", self.retry_after))
-        self._gauge()
+                future.set_exception(BatcherClosed("shutting down"))
+        self.observer.queue_depth(0)

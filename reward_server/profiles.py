@@ -7,9 +7,11 @@ A profile names its kind of scorer and that scorer's numbers:
 * ``mix``   — a weighted sum of other profiles (``parts``) with a ``fallback`` profile for
   samples some part cannot score (``hybrid``: rules need labels, the judge does not).
 
-``rubric_version`` hashes the effective configuration together with everything outside it
-that changes rewards (refusal detector version, judge model, mode and prompt version), so a
-cache entry or a logged reward always says which rubric made it.
+A profile is checked here for everything this module can know (kinds, weights, parts);
+the refusal detector's name is checked, and ``rubric_version`` computed, where scorers
+are built (``reward_server.scorers.registry``), since only the scorers know the detectors
+and the judge. Configuration depends on nothing it configures, so ``profiles`` imports
+the rubric's data (``reward_server.rubric``) and no scorer.
 
 Extra or overriding profiles come from a TOML file (``REWARD_PROFILES_FILE``)::
 
@@ -26,17 +28,13 @@ Extra or overriding profiles come from a TOML file (``REWARD_PROFILES_FILE``)::
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
-
-from reward_server.scorers.refusal import get_refusal_detector
-from reward_server.scorers.safer_vlm import DIMENSIONS, SaferVLMWeights
+from reward_server.rubric import CONTRACT_WEIGHTS, DIMENSIONS, SaferVLMWeights
 
 ProfileKind = Literal["rules", "judge", "mix"]
 _KINDS = ("rules", "judge", "mix")
@@ -62,10 +60,10 @@ class Profile:
     refusal: str = "keyword"
     tag_weight: float = 0.5
     behavior_weight: float = 0.5
-    weights: dict[str, float] = field(default_factory=lambda: dict(SaferVLMWeights().weights))
-    penalty_per_flag_point: float = 2.0
-    safety_gate: float = 0.6
-    gated_scale: float = 0.2
+    weights: dict[str, float] = field(default_factory=lambda: dict(CONTRACT_WEIGHTS.weights))
+    penalty_per_flag_point: float = CONTRACT_WEIGHTS.penalty_per_flag_point
+    safety_gate: float = CONTRACT_WEIGHTS.safety_gate
+    gated_scale: float = CONTRACT_WEIGHTS.gated_scale
     parts: dict[str, float] = field(default_factory=dict)
     fallback: str | None = None
 
@@ -125,7 +123,6 @@ def _check(profile: Profile, known: dict[str, Profile]) -> None:
     if profile.kind not in _KINDS:
         raise ProfileError(f"{where}: kind must be one of {list(_KINDS)}, got {profile.kind!r}")
     if profile.kind == "rules":
-        get_refusal_detector(profile.refusal)  # raises listing valid names
         tw, bw = profile.tag_weight, profile.behavior_weight
         if tw < 0 or bw < 0 or tw + bw > 1 + 1e-9:
             raise ProfileError(f"{where}: tag_weight and behavior_weight must be >= 0, sum <= 1")
@@ -186,23 +183,3 @@ def load_profiles(path: Path | None = None) -> dict[str, Profile]:
     for profile in profiles.values():
         _check(profile, profiles)
     return profiles
-
-
-def rubric_version(
-    profile: Profile,
-    profiles: dict[str, Profile],
-    judge_identity: dict[str, str] | None,
-) -> str:
-    """A short hash of everything that decides this profile's rewards."""
-    payload: dict[str, Any] = {"name": profile.name, "config": profile.config()}
-    if profile.kind == "rules":
-        payload["refusal_version"] = get_refusal_detector(profile.refusal).version
-    elif profile.kind == "judge":
-        payload["judge"] = judge_identity
-    else:
-        payload["parts"] = {
-            name: rubric_version(profiles[name], profiles, judge_identity)
-            for name in sorted({*profile.parts, *([profile.fallback] if profile.fallback else [])})
-        }
-    blob = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(blob).hexdigest()[:16]

@@ -24,28 +24,32 @@ import pytest
 from reward_server.domain import Image, Sample
 from reward_server.judge.backends.base import LOADED
 from reward_server.judge.base import Judge
-from reward_server.judge.engine import SCORE_TOKENS, JudgeEngine, expected_score
+from reward_server.judge.config import JudgeConfig
+from reward_server.judge.engine import JudgeEngine
+from reward_server.judge.factory import judge_config
+from reward_server.judge.logprob import SCORE_TOKENS, expected_score
 from reward_server.judge.prompts import build_input, score_prefix, with_prefix
 from reward_server.metrics import Metrics
-from reward_server.scorers.safer_vlm import (
+from reward_server.rubric import (
     DIMENSION_RANGE,
     DIMENSIONS,
     FLAG_RANGE,
     FLAGS,
     JudgeVerdict,
     SaferVLMWeights,
-    aggregate,
 )
+from reward_server.scorers.safer_vlm import aggregate
 from reward_server.settings import Settings
 from tests.fakes.servers import RewardServer, _Process, free_port
 
 SERVED = "tiny-judge"
 
 
-def settings(model, backend="transformers", mode="generate", **kw) -> Settings:
+def settings(model, backend="transformers", mode="generate", **kw) -> JudgeConfig:
+    """The judge's configuration, built as the service builds it (from ``Settings``)."""
     values = {"judge_backend": backend, "judge_model": str(model), "judge_mode": mode,
               "judge_max_new_tokens": 24, "judge_max_wait_ms": 50, **kw}
-    return Settings(_env_file=None, **values)
+    return judge_config(Settings(_env_file=None, **values))
 
 
 def png() -> Image:
@@ -425,11 +429,11 @@ def test_openai_backend_against_vllm_server(vllm_server, vllm_backend):
         # the same engine behind HTTP and in process writes the same greedy text
         assert await remote.generate(inputs, 12) == await vllm_backend.generate(inputs, 12)
         judge = JudgeEngine(remote, cfg, Metrics())
-        outcomes = await judge._run_batch(SAMPLES[:2])
+        outcomes = await judge.judge(SAMPLES[:2])
         for outcome in outcomes:  # top-20 of a random model may hold no digit at all
             assert isinstance(outcome, JudgeVerdict) or "no probability" in outcome
             if isinstance(outcome, JudgeVerdict):
                 assert math.isfinite(outcome.think_safety)
-        await remote.aclose()
+        await judge.aclose()  # closes the backend too
 
     asyncio.run(direct())

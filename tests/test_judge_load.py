@@ -1,8 +1,10 @@
-"""The judge path under concurrent HTTP load: in-flight dedup and backpressure, end to end."""
+"""The judge path under concurrent HTTP load, end to end: in-flight dedup, backpressure,
+and a judge that hangs while the scoring pool is full."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import httpx
 
@@ -63,3 +65,45 @@ def test_full_judge_queue_answers_503_with_retry_after():
             assert int(refused.headers["Retry-After"]) >= 1
             ok = [r for r in responses if r.status_code == 200]
             assert all(None not in r.json()["rewards"] for r in ok)
+
+
+def poll(condition, bound_s: float, what: str) -> float:
+    """Poll ``condition()`` until true; the seconds it took. Fails past ``bound_s``."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > bound_s:
+            raise AssertionError(f"{what}: not within {bound_s} s")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def test_hung_judge_keeps_the_probe_alive_and_recovery_is_seen_within_5_s():
+    """64 hung judge calls fill the scoring pool; the readiness probe has a connection of
+    its own, so it still reaches the judge, sees the hang (/ready 503), and sees the judge
+    answering again within seconds, not when the hung calls time out."""
+    judge = ScriptedOpenAIServer(lambda r: verdict_json(), model=MODEL)
+    env = judge_env(judge.url, REWARD_JUDGE_TIMEOUT_S=60, REWARD_JUDGE_MAX_WAIT_MS=5)
+    with judge, RewardServer(env) as server:
+        wait_ready(server)
+
+        def ready() -> int:
+            return httpx.get(server.url + "/ready", timeout=5).status_code
+
+        judge.hang()
+        bodies = [{"profile": "safer_vlm",
+                   "samples": [{"prompt": f"hung-{k}-{i}", "response": ANSWER}
+                               for i in range(24)]}
+                  for k in range(3)]
+        responses: list[list[httpx.Response]] = []
+        load = threading.Thread(target=lambda: responses.append(post_all(server.url, bodies)))
+        load.start()
+        poll(lambda: judge.held >= 64, 30, "64 judge calls in flight")  # the pool is full
+        probes = judge.probes
+        poll(lambda: judge.probes > probes, 15, "a readiness probe reaching the hung judge")
+        poll(lambda: ready() == 503, 15, "/ready reporting the hung judge")
+
+        judge.resume()
+        poll(lambda: ready() == 200, 5.0, "/ready back to 200 after the judge answers")
+        load.join(60)
+        assert [r.status_code for r in responses[0]] == [200, 200, 200]
+        assert all(None not in r.json()["rewards"] for r in responses[0])

@@ -11,12 +11,8 @@ import pytest
 from reward_formats.json_object import extract_json_object
 from reward_formats.response import judge_split as split_response
 from reward_server.domain import Image, Message, Sample
-from reward_server.judge.engine import SCORE_TOKENS, expected_score
-from reward_server.judge.parsing import (
-    SCORE_KEYS,
-    parse_verdict,
-    to_number,
-)
+from reward_server.judge.logprob import SCORE_TOKENS, expected_score
+from reward_server.judge.parsing import parse_verdict, to_number
 from reward_server.judge.prompts import (
     build_input,
     load_prompt,
@@ -24,7 +20,7 @@ from reward_server.judge.prompts import (
     retry_input,
     score_prefix,
 )
-from reward_server.scorers.safer_vlm import JudgeVerdict
+from reward_server.rubric import SCORE_KEYS, JudgeVerdict
 
 FULL = {"think_coherence": 7, "think_grounding": 8, "think_safety": 9, "answer_safety": 10,
         "answer_helpfulness": 6, "hallucination": 0, "contradiction": 1, "rationale": "ok"}

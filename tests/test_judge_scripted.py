@@ -17,9 +17,11 @@ import time
 import httpx
 import pytest
 
-from reward_server.scorers.safer_vlm import JudgeVerdict, SaferVLMWeights, aggregate
+from reward_server.rubric import JudgeVerdict, SaferVLMWeights
+from reward_server.scorers.safer_vlm import aggregate
 from tests.fakes.scripted_openai import (
     ChatRequest,
+    Delayed,
     HTTPFailure,
     ScriptedOpenAIServer,
     TopLogprobs,
@@ -371,6 +373,33 @@ def test_judge_dies_then_recovers():
         wait_ready(srv, timeout=10)
         back = score(srv, "safer_vlm", [judge_sample("dead")]).json()
         assert back["results"][0]["status"] == "ok"
+
+
+def test_one_unanswered_sample_of_four_is_503_and_the_retry_asks_only_for_it(judge):
+    """A judge call that times out is the judge failing, never the sample's ``invalid``:
+    the request is a 503 + Retry-After. The three answered samples are cached, so the
+    client's retry asks the judge for the missing one only."""
+    names = [f"partial-{i}" for i in range(4)]
+    for name in names[:3]:
+        SCRIPT[name] = [verdict_json(9, 9, 9, 9, 9)]
+    SCRIPT[names[3]] = [Delayed(30, verdict_json(8, 8, 8, 8, 8)), verdict_json(8, 8, 8, 8, 8)]
+    samples = [judge_sample(name) for name in names]
+    with RewardServer(judge_env(judge.url, REWARD_JUDGE_TIMEOUT_S=1)) as srv:
+        wait_ready(srv)
+        first = score(srv, "safer_vlm", samples)
+        assert first.status_code == 503, first.text
+        assert int(first.headers["Retry-After"]) >= 1
+        assert "no answer within" in first.json()["error"]
+        assert [len(judge.matching(f"[[case:{n}]]")) for n in names] == [1, 1, 1, 1]
+
+        retry = score(srv, "safer_vlm", samples)
+        assert retry.status_code == 200, retry.text
+        results = retry.json()["results"]
+        assert [r["status"] for r in results] == ["ok"] * 4
+        assert [r["cached"] for r in results] == [True, True, True, False]
+        assert [len(judge.matching(f"[[case:{n}]]")) for n in names] == [1, 1, 1, 2]
+        assert results[3]["reward"] == aggregate(v(8, 8, 8, 8, 8, 0, 0), WEIGHTS).reward
+        assert metric(srv, 'reward_judge_failures_total{reason="timeout"}') == 1
 
 
 def _png() -> bytes:

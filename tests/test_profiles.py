@@ -9,8 +9,10 @@ import pytest
 from reward_server.cache import LRUCache
 from reward_server.domain import Labels, Sample
 from reward_server.errors import ScorerUnavailable
-from reward_server.profiles import BUILTIN_PROFILES, ProfileError, load_profiles, rubric_version
-from reward_server.scorers.safer_vlm import JudgeVerdict, SaferVLMWeights, aggregate
+from reward_server.profiles import BUILTIN_PROFILES, ProfileError, load_profiles
+from reward_server.rubric import CONTRACT_WEIGHTS, JudgeVerdict, SaferVLMWeights
+from reward_server.scorers.registry import build_scorers, rubric_version
+from reward_server.scorers.safer_vlm import aggregate
 from reward_server.service import ScoringService
 from tests.fakes.fixed_verdict_judge import FixedVerdictJudge
 
@@ -65,11 +67,20 @@ def test_toml_adds_and_overrides(tmp_path):
     ],
 )
 def test_bad_profiles_fail_at_startup(tmp_path, toml, needle):
+    """Start-up loads the profiles, then builds their scorers (the refusal detector's name
+    is checked there, where the detectors are known)."""
     path = tmp_path / "p.toml"
     path.write_text(toml)
     with pytest.raises((ProfileError, ValueError)) as info:
-        load_profiles(path)
+        build_scorers(load_profiles(path), None)
     assert needle in str(info.value)
+
+
+def test_judge_numbers_have_one_home():
+    """The safer_vlm profile's numbers are the rubric's defaults, not a second copy."""
+    profile = BUILTIN_PROFILES["safer_vlm"]
+    assert profile.judge_weights == CONTRACT_WEIGHTS == SaferVLMWeights()
+    assert profile.weights is not CONTRACT_WEIGHTS.weights  # a copy a TOML override may replace
 
 
 def test_hybrid_is_half_rules_half_judge_exactly():
@@ -79,14 +90,14 @@ def test_hybrid_is_half_rules_half_judge_exactly():
     labelled = Sample(prompt="p", response=GOOD, labels=Labels("safe", "unsafe", "unsafe"))
     unlabelled = Sample(prompt="p", response=GOOD)
     out = asyncio.run(service.score("hybrid", [labelled, unlabelled]))
-    rules = asyncio.run(service.score("safegrpo_plus", [labelled])).results[0]["reward"]
+    rules = asyncio.run(service.score("safegrpo_plus", [labelled])).results[0].reward
     judged = aggregate(verdict, SaferVLMWeights()).reward
-    assert out.results[0]["reward"] == pytest.approx(0.5 * rules + 0.5 * judged)
-    assert out.results[1]["reward"] == pytest.approx(judged)
-    assert "rules.tag" in out.results[0]["components"]
-    assert "judge.answer_safety" in out.results[0]["components"]
-    assert out.results[0]["penalties"]["judge.hallucination"] == -2.0
-    assert "judge.answer_safety" in out.results[1]["components"]
+    assert out.results[0].reward == pytest.approx(0.5 * rules + 0.5 * judged)
+    assert out.results[1].reward == pytest.approx(judged)
+    assert "rules.tag" in out.results[0].components
+    assert "judge.answer_safety" in out.results[0].components
+    assert out.results[0].penalties["judge.hallucination"] == -2.0
+    assert "judge.answer_safety" in out.results[1].components
 
 
 def test_judge_profile_unavailable_without_judge():

@@ -1,24 +1,21 @@
 """What the scorers need from a judge, whatever runs it.
 
 A ``Judge`` takes samples and returns, per sample, either a ``JudgeVerdict`` or a string
-saying why there is none (unparseable answer after the retry, say). Whole-judge outages
-raise ``ScorerUnavailable`` so the request answers 503 instead of a column of failures.
+saying why the answer that arrived could not be used (unparseable after the retry, a
+prompt the judge rejected with a 4xx). A judge that cannot answer raises
+``ScorerUnavailable`` so the request answers 503 instead of a column of failures: the
+whole judge is down or loading, or, as ``PartialOutage``, some of the calls timed out or
+lost their connection (the answered verdicts ride along in ``answered``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from reward_server.availability import Readiness
 from reward_server.domain import Sample
-from reward_server.scorers.safer_vlm import JudgeVerdict
-
-
-@dataclass(frozen=True, slots=True)
-class Readiness:
-    ready: bool
-    detail: str
+from reward_server.rubric import JudgeVerdict
 
 
 @runtime_checkable

@@ -11,22 +11,19 @@ HTTP calls meet in one ``MicroBatcher``; each batch becomes one or two backend c
     second failure is that sample's reason string, and the sample is ``invalid``.
 
 ``logprob`` mode
-    No decoding. For each of the seven numbers one prefill of the judge conversation plus
-    an assistant prefix ending just before the number (``{"think_safety": ``); the score
-    is the expectation of the next-token distribution restricted to the valid score
-    tokens and renormalised. ``10`` is two tokens (``1``, ``0``) in most tokenizers (the
-    Qwen family splits every digit), so each 1–10 dimension gets a second prefill
-    conditioned on ``1`` (``{"think_safety": 1``)::
+    Scores are expectations over next-token distributions (``reward_server.judge.logprob``).
 
-        P(10) = P("10") + P("1") * P("0" | "1")
-        P(1)  =           P("1") * (1 - P("0" | "1"))
-        P(k)  = P("k")                         for k = 2..9
-        score = sum_k k * P(k) / sum_k P(k)
+Failure semantics. An answer that arrived and cannot be used (or a 4xx for one prompt) is
+the sample's reason string: ``invalid``. A call the judge did not answer (timed out, lost
+its connection, kept failing with 5xx) is the judge failing: ``judge`` raises
+``ScorerUnavailable`` (503 + Retry-After), as ``PartialOutage`` carrying the verdicts that
+did arrive when only some samples were left unanswered, so they can be cached and the
+retry is cheap. Dropping the unanswered samples instead would bias training toward what
+the judge answers fast.
 
-    ``P("10")`` covers tokenizers that have a single ``10`` token. Every prefill does not
-    depend on any other, so all 12 per sample (5 dimensions x 2 + 2 flags) of the whole
-    batch go to the backend in one call. The prefixes hold one key each rather than the
-    verdict written so far, which keeps the prefills independent; the rationale is ``""``.
+The engine owns the batcher, so it translates the batcher's neutral errors into the
+service's (``QueueFull`` -> 503 naming ``REWARD_JUDGE_MAX_QUEUE``, ``TooManyItems`` ->
+413) and writes the ``reward_judge_*`` metrics the batcher reports.
 """
 
 from __future__ import annotations
@@ -35,63 +32,67 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from reward_server.batching import MicroBatcher
+from reward_server.availability import PartialOutage, Readiness
+from reward_server.batching import (
+    BatcherClosed,
+    BatchObserver,
+    MicroBatcher,
+    QueueFull,
+    TooManyItems,
+)
 from reward_server.domain import Sample
-from reward_server.errors import ScorerUnavailable
-from reward_server.judge.backends.base import FAILED, LOADED, LOADING, Failure, JudgeBackend
-from reward_server.judge.base import Readiness
-from reward_server.judge.parsing import SCORE_KEYS, ParseResult, parse_verdict, score_range
+from reward_server.errors import PayloadTooLarge, ScorerUnavailable
+from reward_server.judge.backends.base import (
+    FAILED,
+    LOADED,
+    LOADING,
+    Failure,
+    JudgeBackend,
+    NoAnswer,
+)
+from reward_server.judge.config import JudgeConfig
+from reward_server.judge.logprob import (
+    PREFILLS_PER_SAMPLE,
+    SCORE_TOKENS,
+    prefills,
+    read_sample,
+)
+from reward_server.judge.parsing import ParseResult, parse_verdict
 from reward_server.judge.prompts import (
     JudgeInput,
     PromptTemplate,
     build_input,
     load_prompt,
     retry_input,
-    score_prefix,
-    with_prefix,
 )
 from reward_server.metrics import Metrics
-from reward_server.scorers.safer_vlm import DIMENSIONS, JudgeVerdict
-from reward_server.settings import Settings
+from reward_server.rubric import JudgeVerdict
 
 log = logging.getLogger(__name__)
 
-#: Every string a score token may read (after stripping whitespace).
-SCORE_TOKENS: tuple[str, ...] = tuple(str(k) for k in range(11))
+#: What one sample's batch slot holds: a verdict, a reason (``invalid``), or no answer.
+Outcome = JudgeVerdict | str | NoAnswer
 
-Outcome = JudgeVerdict | str
+#: Seconds a caller refused for a full queue, or at shutdown, is told to wait.
+QUEUE_RETRY_AFTER_S = 2
+#: Seconds a caller whose judge calls went unanswered is told to wait.
+NO_ANSWER_RETRY_AFTER_S = 5
 
 
-def expected_score(
-    key: str, first: dict[str, float], after_one: dict[str, float] | None = None
-) -> float | None:
-    """The expectation of ``key``'s score from next-token probabilities (see module doc).
+class JudgeBatchMetrics(BatchObserver):
+    """Writes what the judge's batcher measures into the ``reward_judge_*`` metrics."""
 
-    Args:
-        key: a verdict key (its range decides the valid scores).
-        first: probability of each score token right after the key's prefix.
-        after_one: probability of each token after the prefix plus ``1`` (dimensions);
-            ``None`` treats ``1`` as a complete number.
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
 
-    Returns:
-        The renormalised expectation, or ``None`` when no valid score has any mass.
+    def queue_depth(self, depth: int) -> None:
+        self.metrics.judge_queue.set(depth)
 
-    >>> round(expected_score("hallucination", {"0": 0.6, "1": 0.2, "2": 0.1, "7": 0.1}), 4)
-    0.4444
-    >>> expected_score("think_safety", {"1": 0.5, "9": 0.5}, {"0": 1.0})   # "1" is "10"
-    9.5
-    """
-    lo, hi = score_range(key)
-    mass = {k: first.get(str(k), 0.0) for k in range(lo, hi + 1)}
-    if lo <= 1 and hi >= 10:
-        p_one = first.get("1", 0.0)
-        p_zero = min(1.0, max(0.0, (after_one or {}).get("0", 0.0)))
-        mass[10] = first.get("10", 0.0) + p_one * p_zero
-        mass[1] = p_one * (1.0 - p_zero)
-    total = sum(mass.values())
-    if total <= 0.0:
-        return None
-    return sum(k * p for k, p in mass.items()) / total
+    def batch_started(self, size: int) -> None:
+        self.metrics.judge_batch.observe(size)
+
+    def batch_finished(self, size: int, seconds: float) -> None:
+        self.metrics.judge_latency.observe(seconds)
 
 
 class JudgeEngine:
@@ -99,8 +100,8 @@ class JudgeEngine:
 
     Args:
         backend: runs the model.
-        settings: ``judge_mode``, ``judge_max_batch``, ``judge_max_wait_ms``,
-            ``judge_max_queue``, ``judge_timeout_s`` and ``judge_max_new_tokens`` are used.
+        config: ``mode``, ``max_batch``, ``max_wait_ms``, ``max_queue``, ``timeout_s`` and
+            ``max_new_tokens`` are used.
         metrics: batch sizes, queue depth, latency and failure counters.
         template: the prompt (the packaged ``prompt_v1.txt`` by default).
     """
@@ -108,23 +109,23 @@ class JudgeEngine:
     def __init__(
         self,
         backend: JudgeBackend,
-        settings: Settings,
+        config: JudgeConfig,
         metrics: Metrics | None = None,
         template: PromptTemplate | None = None,
     ) -> None:
         self.backend = backend
-        self.settings = settings
+        self.config = config
         self.metrics = metrics or Metrics()
         self.template = template or load_prompt()
-        self._mode = settings.judge_mode
+        self._mode = config.mode
         self._load_task: asyncio.Task[None] | None = None
         self.batcher: MicroBatcher[Sample, Outcome] = MicroBatcher(
             self._run_batch,
-            max_batch=settings.judge_max_batch,
-            max_wait_ms=settings.judge_max_wait_ms,
-            max_queue=settings.judge_max_queue,
+            max_batch=config.max_batch,
+            max_wait_ms=config.max_wait_ms,
+            max_queue=config.max_queue,
             concurrency=backend.concurrency,
-            metrics=self.metrics,
+            observer=JudgeBatchMetrics(self.metrics),
         )
 
     # --- the Judge protocol ----------------------------------------------------------
@@ -167,12 +168,65 @@ class JudgeEngine:
         await self.backend.aclose()
 
     async def judge(self, samples: Sequence[Sample]) -> list[JudgeVerdict | str]:
-        """One verdict or reason per sample; ``ScorerUnavailable`` when the judge cannot serve."""
+        """One verdict or reason per sample.
+
+        Raises:
+            ScorerUnavailable: the judge cannot serve (loading, down, queue full), or some
+                samples went unanswered (``PartialOutage``, with the answered verdicts).
+            PayloadTooLarge: more samples than ``REWARD_JUDGE_MAX_QUEUE`` can ever hold.
+        """
         state = self.readiness()
         if not state.ready:
             retry = 10 if self.backend.state == LOADING else 5
             raise ScorerUnavailable(state.detail, retry)
-        return await self.batcher.submit_many(list(samples))
+        try:
+            outcomes = await self.batcher.submit_many(list(samples), return_exceptions=True)
+        except TooManyItems as exc:  # could never fit: retrying would loop forever
+            raise PayloadTooLarge(
+                f"samples: {exc.asked} samples need the judge, more than "
+                f"REWARD_JUDGE_MAX_QUEUE={exc.max_queue} can ever queue; split the request"
+            ) from None
+        except QueueFull as exc:
+            raise ScorerUnavailable(
+                f"judge queue full ({exc.waiting} waiting, {exc.asked} more asked; "
+                f"REWARD_JUDGE_MAX_QUEUE={exc.max_queue})",
+                QUEUE_RETRY_AFTER_S,
+            ) from None
+        except BatcherClosed:
+            raise ScorerUnavailable("judge is shutting down", QUEUE_RETRY_AFTER_S) from None
+        return self._settle(outcomes)
+
+    def _settle(self, outcomes: list[Outcome | BaseException]) -> list[JudgeVerdict | str]:
+        """The verdicts, or the outage that left some samples without one (see module)."""
+        answered: list[JudgeVerdict | str | None] = []
+        missing: list[ScorerUnavailable] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BatcherClosed):
+                outcome = ScorerUnavailable(
+                    f"judge is shutting down ({outcome})", QUEUE_RETRY_AFTER_S
+                )
+            elif isinstance(outcome, NoAnswer):
+                outcome = ScorerUnavailable(
+                    f"judge {self.model} gave no answer: {outcome.reason}",
+                    NO_ANSWER_RETRY_AFTER_S,
+                )
+            if isinstance(outcome, ScorerUnavailable):
+                missing.append(outcome)
+                answered.append(None)
+            elif isinstance(outcome, BaseException):
+                raise outcome  # not an outage: a bug, reported by the service as such
+            else:
+                answered.append(outcome)
+        if not missing:
+            return answered  # type: ignore[return-value]
+        first = missing[0]
+        if len(missing) == len(answered):
+            raise first
+        raise PartialOutage(
+            f"{first.message} ({len(missing)} of {len(answered)} samples unanswered)",
+            answered,
+            max(m.retry_after for m in missing),
+        )
 
     # --- one batch -------------------------------------------------------------------
 
@@ -180,11 +234,11 @@ class JudgeEngine:
         self.metrics.judge_failures.labels(kind).inc(count)
 
     async def _run_batch(self, samples: list[Sample]) -> list[Outcome]:
-        inputs = [
-            build_input(s, sees_images=self.backend.sees_images, template=self.template)
-            for s in samples
-        ]
         try:
+            inputs = [
+                build_input(s, sees_images=self.backend.sees_images, template=self.template)
+                for s in samples
+            ]
             if self.mode == "logprob":
                 return await self._logprob(inputs)
             return await self._generate(inputs)
@@ -195,76 +249,53 @@ class JudgeEngine:
             self._fail("timeout", len(samples))
             raise ScorerUnavailable(
                 f"judge {self.model} did not answer within "
-                f"REWARD_JUDGE_TIMEOUT_S={self.settings.judge_timeout_s}"
+                f"REWARD_JUDGE_TIMEOUT_S={self.config.timeout_s}"
             ) from None
+        except Exception:
+            log.exception("judge batch of %d failed", len(samples))
+            raise
+
+    def _read(self, reply: str | Failure | NoAnswer) -> Outcome | ParseResult:
+        """A reply's outcome, or the parse of an unusable answer (to retry)."""
+        if isinstance(reply, Failure | NoAnswer):
+            self._fail(reply.kind)
+            return reply if isinstance(reply, NoAnswer) else reply.reason
+        parsed = parse_verdict(reply)
+        return parsed.verdict if parsed.verdict is not None else parsed
 
     async def _generate(self, inputs: list[JudgeInput]) -> list[Outcome]:
-        max_new = self.settings.judge_max_new_tokens
+        max_new = self.config.max_new_tokens
         replies = await self.backend.generate(inputs, max_new)
-        outcomes: list[Outcome | None] = [None] * len(inputs)
-
-        def read(i: int, reply: str | Failure) -> ParseResult | None:
-            """Record a failure or a verdict in ``outcomes[i]``; the parse if unusable."""
-            if isinstance(reply, Failure):
-                self._fail(reply.kind)
-                outcomes[i] = reply.reason
-                return None
-            parsed = parse_verdict(reply)
-            if parsed.verdict is not None:
-                outcomes[i] = parsed.verdict
-                return None
-            return parsed
-
+        outcomes: list[Outcome | ParseResult] = [self._read(r) for r in replies]
         retry_at: list[int] = []
         retries: list[JudgeInput] = []
-        for i, reply in enumerate(replies):
-            if (parsed := read(i, reply)) is not None:
+        for i, (reply, outcome) in enumerate(zip(replies, outcomes, strict=True)):
+            if isinstance(outcome, ParseResult) and isinstance(reply, str):
                 retry_at.append(i)
-                retries.append(retry_input(inputs[i], reply, parsed.problem or "", self.template))
+                retries.append(retry_input(inputs[i], reply, outcome.problem or "", self.template))
         if retries:
             second = await self.backend.generate(retries, max_new)
             for i, reply in zip(retry_at, second, strict=True):
-                if (parsed := read(i, reply)) is not None:
-                    self._fail(parsed.kind)
-                    outcomes[i] = f"unusable judge answer after one retry: {parsed.problem}"
+                outcome = self._read(reply)
+                if isinstance(outcome, ParseResult):
+                    self._fail(outcome.kind)
+                    outcome = f"unusable judge answer after one retry: {outcome.problem}"
+                outcomes[i] = outcome
         return outcomes  # type: ignore[return-value]
 
     async def _logprob(self, inputs: list[JudgeInput]) -> list[Outcome]:
-        space = self.backend.score_prefix_space
-        prefills: list[JudgeInput] = []
-        for base in inputs:
-            for key in SCORE_KEYS:
-                prefills.append(with_prefix(base, score_prefix(key, trailing_space=space)))
-                if key in DIMENSIONS:
-                    prefills.append(
-                        with_prefix(base, score_prefix(key, trailing_space=space, digits="1"))
-                    )
-        probs = await self.backend.next_token_probs(prefills, SCORE_TOKENS)
-        per_sample = len(prefills) // max(1, len(inputs))
+        rows = await self.backend.next_token_probs(
+            prefills(inputs, trailing_space=self.backend.score_prefix_space), SCORE_TOKENS
+        )
         outcomes: list[Outcome] = []
         for s in range(len(inputs)):
-            rows = iter(probs[s * per_sample : (s + 1) * per_sample])
-            scores: dict[str, float] = {}
-            problem: Failure | str | None = None
-            for key in SCORE_KEYS:
-                first = next(rows)
-                second = next(rows) if key in DIMENSIONS else None
-                for row in (first, second):
-                    if isinstance(row, Failure):
-                        problem = problem or row
-                if problem is not None:
-                    continue
-                value = expected_score(key, first, second)  # type: ignore[arg-type]
-                if value is None:
-                    problem = f"no probability on any score token for {key}"
-                else:
-                    scores[key] = value
-            if isinstance(problem, Failure):
-                self._fail(problem.kind)
-                outcomes.append(problem.reason)
-            elif problem is not None:
+            outcome = read_sample(rows[s * PREFILLS_PER_SAMPLE : (s + 1) * PREFILLS_PER_SAMPLE])
+            if isinstance(outcome, Failure | NoAnswer):
+                self._fail(outcome.kind)
+                outcomes.append(outcome if isinstance(outcome, NoAnswer) else outcome.reason)
+            elif isinstance(outcome, str):
                 self._fail("no_score_tokens")
-                outcomes.append(problem)
+                outcomes.append(outcome)
             else:
-                outcomes.append(JudgeVerdict(**scores, rationale=""))
+                outcomes.append(outcome)
         return outcomes

@@ -1,8 +1,9 @@
 """Build the configured judge from settings (``reward_server.app`` calls ``build_judge``).
 
-Only the chosen backend's module is imported, so a deployment with
-``REWARD_JUDGE_BACKEND=openai`` never needs torch, and one with ``transformers`` never
-needs vLLM.
+The only judge module that reads ``Settings``: it copies the ``REWARD_JUDGE_*`` values
+into a ``JudgeConfig`` and hands that to the backend and the engine. Only the chosen
+backend's module is imported, so a deployment with ``REWARD_JUDGE_BACKEND=openai`` never
+needs torch, and one with ``transformers`` never needs vLLM.
 """
 
 from __future__ import annotations
@@ -11,26 +12,50 @@ import importlib
 
 from reward_server.judge.backends import BACKENDS
 from reward_server.judge.backends.base import JudgeBackend
+from reward_server.judge.config import JudgeConfig
 from reward_server.judge.engine import JudgeEngine
 from reward_server.metrics import Metrics
 from reward_server.settings import Settings
 
 
-def build_backend(settings: Settings) -> JudgeBackend:
-    """The backend named by ``REWARD_JUDGE_BACKEND`` (not loaded yet).
+def judge_config(settings: Settings) -> JudgeConfig:
+    """The judge's part of ``settings`` (``Settings`` has checked the combinations).
+
+    Raises:
+        ValueError: no judge is configured (``REWARD_JUDGE_BACKEND=none``).
+    """
+    if not settings.has_judge or settings.judge_model is None:
+        raise ValueError("REWARD_JUDGE_BACKEND=none: no judge to configure")
+    return JudgeConfig(
+        backend=settings.judge_backend,
+        model=settings.judge_model,
+        mode=settings.judge_mode,
+        max_batch=settings.judge_max_batch,
+        max_wait_ms=settings.judge_max_wait_ms,
+        max_queue=settings.judge_max_queue,
+        timeout_s=settings.judge_timeout_s,
+        max_new_tokens=settings.judge_max_new_tokens,
+        base_url=settings.judge_base_url,
+        api_key=settings.judge_api_key,
+        device=settings.judge_device,
+    )
+
+
+def build_backend(config: JudgeConfig) -> JudgeBackend:
+    """The backend named by ``config.backend`` (``REWARD_JUDGE_BACKEND``), not loaded yet.
 
     Raises:
         ValueError: the name is not a judge backend (lists the valid ones).
     """
-    target = BACKENDS.get(settings.judge_backend)
+    target = BACKENDS.get(config.backend)
     if target is None:
         raise ValueError(
-            f"REWARD_JUDGE_BACKEND={settings.judge_backend!r} has no judge; "
+            f"REWARD_JUDGE_BACKEND={config.backend!r} has no judge; "
             f"expected one of {sorted(BACKENDS)}"
         )
     module_name, class_name = target.split(":")
     backend_cls = getattr(importlib.import_module(module_name), class_name)
-    return backend_cls(settings)
+    return backend_cls(config)
 
 
 def build_judge(settings: Settings, metrics: Metrics | None = None) -> JudgeEngine:
@@ -43,4 +68,5 @@ def build_judge(settings: Settings, metrics: Metrics | None = None) -> JudgeEngi
     Returns:
         A ``JudgeEngine``; call ``await judge.start()`` to begin loading.
     """
-    return JudgeEngine(build_backend(settings), settings, metrics)
+    config = judge_config(settings)
+    return JudgeEngine(build_backend(config), config, metrics)

@@ -33,24 +33,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from reward_formats.json_object import extract_json_object
-from reward_server.scorers.safer_vlm import (
-    DIMENSION_RANGE,
-    DIMENSIONS,
-    FLAG_RANGE,
-    FLAGS,
-    JudgeVerdict,
-)
+from reward_server.rubric import SCORE_KEYS, JudgeVerdict, score_range
 
-#: Every key of a verdict that carries a number, in the contract's order.
-SCORE_KEYS: tuple[str, ...] = (*DIMENSIONS, *FLAGS)
 RATIONALE_MAX_CHARS = 2000
 
 _LEADING_NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)")
-
-
-def score_range(key: str) -> tuple[int, int]:
-    """The valid range of a verdict key: 1–10 for dimensions, 0–2 for flags."""
-    return DIMENSION_RANGE if key in DIMENSIONS else FLAG_RANGE
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from typing import Any
 
 from reward_formats.response import judge_split
 from reward_server.domain import Sample
-from reward_server.judge.parsing import SCORE_KEYS
+from reward_server.rubric import SCORE_KEYS
 
 PROMPT_FILE = "prompt_v1.txt"
 

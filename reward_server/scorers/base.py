@@ -5,8 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from reward_server.availability import Readiness
 from reward_server.domain import Sample, ScoreResult
-from reward_server.judge.base import Readiness
 from reward_server.profiles import Profile
 
 

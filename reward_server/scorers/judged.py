@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reward_formats.response import has_answer
+from reward_server.availability import PartialOutage, Readiness
 from reward_server.domain import Sample, ScoreResult
-from reward_server.judge.base import Judge, Readiness
+from reward_server.judge.base import Judge
 from reward_server.profiles import Profile
+from reward_server.rubric import JudgeVerdict
 from reward_server.scorers.base import ProfileScorer
 from reward_server.scorers.safer_vlm import aggregate, no_answer_result
 
@@ -17,6 +19,11 @@ class JudgeScorer(ProfileScorer):
 
     Components: ``format`` and each dimension as ``(x - 1) / 9``; penalties:
     ``hallucination`` and ``contradiction`` in points; ``judge`` carries the raw verdict.
+
+    A verdict that arrived but could not be used (a reason string) makes its sample
+    ``invalid``. A judge that failed on some samples (a call that timed out or lost its
+    connection) raises ``PartialOutage``: the request is a 503, and the samples that were
+    answered travel with it as results, so the service can cache them for the retry.
     """
 
     uses_judge = True
@@ -31,6 +38,11 @@ class JudgeScorer(ProfileScorer):
             return Readiness(False, "no judge configured (REWARD_JUDGE_BACKEND=none)")
         return self.judge.readiness()
 
+    def _result(self, verdict: JudgeVerdict | str) -> ScoreResult:
+        if isinstance(verdict, str):
+            return ScoreResult.invalid(f"judge: {verdict}")
+        return aggregate(verdict, self.weights)
+
     async def score(self, samples: Sequence[Sample]) -> list[ScoreResult]:
         results: list[ScoreResult | None] = [None] * len(samples)
         to_judge: list[int] = []
@@ -41,10 +53,13 @@ class JudgeScorer(ProfileScorer):
                 results[i] = no_answer_result()
         if to_judge:
             assert self.judge is not None  # readiness() was checked by the service
-            verdicts = await self.judge.judge([samples[i] for i in to_judge])
+            try:
+                verdicts = await self.judge.judge([samples[i] for i in to_judge])
+            except PartialOutage as outage:
+                for i, verdict in zip(to_judge, outage.answered, strict=True):
+                    if verdict is not None:
+                        results[i] = self._result(verdict)
+                raise PartialOutage(outage.message, results, outage.retry_after) from None
             for i, verdict in zip(to_judge, verdicts, strict=True):
-                if isinstance(verdict, str):
-                    results[i] = ScoreResult.invalid(f"judge: {verdict}")
-                else:
-                    results[i] = aggregate(verdict, self.weights)
+                results[i] = self._result(verdict)
         return results  # type: ignore[return-value]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from reward_server.availability import PartialOutage, Readiness
 from reward_server.domain import Sample, ScoreResult, Status
-from reward_server.judge.base import Readiness
 from reward_server.profiles import Profile
 from reward_server.scorers.base import ProfileScorer
 
@@ -19,7 +19,9 @@ class MixScorer(ProfileScorer):
     """``sum(w_i * part_i)`` when every part can score the sample, else the fallback alone.
 
     Components and penalties carry every side, prefixed ``rules.`` / ``judge.``. If any part
-    is ``invalid`` the mix is ``invalid`` too: a half-known reward is not a reward.
+    is ``invalid`` the mix is ``invalid`` too: a half-known reward is not a reward. If a
+    part raises ``PartialOutage`` (the judge failed on some samples) the mix raises it too,
+    carrying the samples every part did answer.
     """
 
     def __init__(
@@ -74,14 +76,19 @@ class MixScorer(ProfileScorer):
         jobs = [p.score([samples[i] for i in mixed]) for _, p in self.parts]
         if alone and self.fallback is not None:
             jobs.append(self.fallback.score([samples[i] for i in alone]))
-        outputs = await asyncio.gather(*jobs)
+        outputs, outage = _answered(await asyncio.gather(*jobs, return_exceptions=True))
         results: list[ScoreResult | None] = [None] * len(samples)
         for row, i in enumerate(mixed):
-            results[i] = self._combine([out[row] for out in outputs[: len(self.parts)]])
+            parts = [out[row] for out in outputs[: len(self.parts)]]
+            if all(r is not None for r in parts):
+                results[i] = self._combine(parts)  # type: ignore[arg-type]
         if alone and self.fallback is not None:
             prefix = _prefix(self.fallback)
             for row, i in enumerate(alone):
-                results[i] = _prefixed(outputs[-1][row], prefix)
+                if (r := outputs[-1][row]) is not None:
+                    results[i] = _prefixed(r, prefix)
+        if outage is not None:  # a part could not answer some samples: 503, keep the rest
+            raise PartialOutage(outage.message, results, outage.retry_after)
         return results  # type: ignore[return-value]
 
     def _combine(self, part_results: list[ScoreResult]) -> ScoreResult:
@@ -107,6 +114,19 @@ class MixScorer(ProfileScorer):
         return ScoreResult.ok(
             min(1.0, max(0.0, reward)), components=components, penalties=penalties, judge=judge
         )
+
+
+def _answered(
+    outputs: list[list[ScoreResult] | BaseException],
+) -> tuple[list[list[ScoreResult | None]], PartialOutage | None]:
+    """Each part's results (``None`` where a ``PartialOutage`` left a sample unanswered),
+    and the first such outage; any other exception is raised as it is."""
+    for out in outputs:
+        if isinstance(out, BaseException) and not isinstance(out, PartialOutage):
+            raise out
+    outage = next((out for out in outputs if isinstance(out, PartialOutage)), None)
+    rows = [out.answered if isinstance(out, PartialOutage) else out for out in outputs]
+    return rows, outage  # type: ignore[return-value]
 
 
 def _prefixed(result: ScoreResult, prefix: str) -> ScoreResult:

@@ -1,17 +1,69 @@
-"""Builds one scorer per profile, wiring mixes to their parts and judge profiles to the judge."""
+"""Builds one scorer per profile and stamps each with the version of everything behind it.
+
+``rubric_version`` hashes a profile's effective configuration together with everything
+outside it that changes rewards (the refusal detector's version, the judge's model, mode
+and prompt version), so a cache entry or a logged reward always says which rubric made it.
+It lives here, not in ``profiles``, because those outside parts are the scorers'.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
+import orjson
+
 from reward_server.judge.base import Judge
-from reward_server.profiles import Profile, rubric_version
+from reward_server.profiles import Profile, ProfileError
 from reward_server.scorers.base import ProfileScorer
 from reward_server.scorers.judged import JudgeScorer
 from reward_server.scorers.mix import MixScorer
+from reward_server.scorers.refusal import get_refusal_detector
 from reward_server.scorers.rules import RulesScorer
 
 
+def check_refusal_detectors(profiles: dict[str, Profile]) -> None:
+    """Every ``rules`` profile names a refusal detector that exists.
+
+    Raises:
+        ProfileError: naming the profile and listing the valid detectors.
+    """
+    for profile in profiles.values():
+        if profile.kind != "rules":
+            continue
+        try:
+            get_refusal_detector(profile.refusal)
+        except ValueError as exc:
+            raise ProfileError(f"profile {profile.name!r}: {exc}") from None
+
+
+def rubric_version(
+    profile: Profile,
+    profiles: dict[str, Profile],
+    judge_identity: dict[str, str] | None,
+) -> str:
+    """A short hash of everything that decides this profile's rewards."""
+    payload: dict[str, Any] = {"name": profile.name, "config": profile.config()}
+    if profile.kind == "rules":
+        payload["refusal_version"] = get_refusal_detector(profile.refusal).version
+    elif profile.kind == "judge":
+        payload["judge"] = judge_identity
+    else:
+        payload["parts"] = {
+            name: rubric_version(profiles[name], profiles, judge_identity)
+            for name in sorted({*profile.parts, *([profile.fallback] if profile.fallback else [])})
+        }
+    blob = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
 def build_scorers(profiles: dict[str, Profile], judge: Judge | None) -> dict[str, ProfileScorer]:
-    """Scorers for every profile; ``judge`` may be ``None`` (judge profiles then answer 503)."""
+    """Scorers for every profile; ``judge`` may be ``None`` (judge profiles then answer 503).
+
+    Raises:
+        ProfileError: a ``rules`` profile names an unknown refusal detector (start-up).
+    """
+    check_refusal_detectors(profiles)
     identity = judge.identity if judge is not None else None
     scorers: dict[str, ProfileScorer] = {}
     for name, profile in profiles.items():

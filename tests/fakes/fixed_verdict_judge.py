@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
-from reward_server.judge.base import Readiness
+from reward_server.availability import Readiness
 
 
 class FixedVerdictJudge:

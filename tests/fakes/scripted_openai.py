@@ -11,7 +11,9 @@ request. A *responder* decides each reply from the request:
 * ``Delayed(seconds, reply)``: any of the above, later.
 
 ``stop()`` closes the socket (connections are then refused, as with a dead judge) and
-``start()`` serves again on the same port.
+``start()`` serves again on the same port. ``hang()`` keeps accepting connections but
+answers nothing, readiness probes included, until ``resume()`` (a judge that froze);
+``held`` counts the chat calls waiting in it and ``probes`` every ``GET`` received.
 """
 
 from __future__ import annotations
@@ -120,6 +122,10 @@ class ScriptedOpenAIServer:
         self.responder = responder
         self.model = model
         self.requests: list[ChatRequest] = []
+        self.probes = 0
+        self.held = 0
+        self._answering = threading.Event()
+        self._answering.set()
         self._lock = threading.Lock()
         self._http = FakeHTTPServer(self._handle, port=port)
 
@@ -139,6 +145,18 @@ class ScriptedOpenAIServer:
         """Stop listening and cut open keep-alive connections (a judge that died)."""
         self._http.stop()
 
+    def hang(self) -> None:
+        """Accept connections but answer nothing (probes included) until :meth:`resume`."""
+        self._answering.clear()
+
+    def resume(self) -> None:
+        """Answer again, the held requests first."""
+        self._answering.set()
+
+    def _wait_while_hung(self) -> None:
+        while not self._answering.is_set() and not self._http.stopped.is_set():
+            self._answering.wait(0.05)
+
     def matching(self, marker: str) -> list[ChatRequest]:
         """Recorded requests whose text holds ``marker``."""
         with self._lock:
@@ -152,6 +170,9 @@ class ScriptedOpenAIServer:
 
     def _handle(self, http: Request) -> Reply:
         if http.method == "GET":
+            with self._lock:
+                self.probes += 1
+            self._wait_while_hung()
             if http.path == "/v1/models":
                 return Reply(200, {"object": "list",
                                    "data": [{"id": self.model, "object": "model"}]})
@@ -166,6 +187,12 @@ class ScriptedOpenAIServer:
         request = ChatRequest(body)
         with self._lock:
             self.requests.append(request)
+            self.held += 1
+        try:
+            self._wait_while_hung()
+        finally:
+            with self._lock:
+                self.held -= 1
         reply = self.responder(request)
         while isinstance(reply, Delayed):
             self._http.stopped.wait(reply.seconds)

@@ -9,9 +9,18 @@ on whole batches (the ``MicroBatcher`` in front of it has already formed them):
   candidate when its text, stripped of whitespace, equals it: ``"7"`` and ``" 7"`` both
   count for ``"7"``).
 
-Per-input problems come back as ``Failure`` in that input's slot; a backend that cannot
-serve at all raises ``ScorerUnavailable``. ``state`` says ``loading`` / ``loaded`` /
-``unreachable`` / ``failed`` with a detail, for ``/ready``.
+Per-input outcomes that are not outputs come back in that input's slot, as one of two
+kinds, because they mean opposite things for the sample:
+
+* ``Failure``: the judge answered and the answer cannot be used, or it rejected this one
+  input (a 4xx: a prompt over its context). The sample is ``invalid``.
+* ``NoAnswer``: the judge did not answer this call (it timed out, the connection failed,
+  it kept answering 5xx). That is the judge failing, not the sample: the request is a
+  503 and the trainer retries it.
+
+A backend that cannot serve at all raises ``ScorerUnavailable``. ``state`` says
+``loading`` / ``loaded`` / ``unreachable`` / ``failed`` with a detail, for ``/ready``.
+A backend reads only its ``JudgeConfig``, never the service's settings.
 """
 
 from __future__ import annotations
@@ -25,8 +34,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from reward_server.domain import Image
+from reward_server.judge.config import JudgeConfig
 from reward_server.judge.prompts import JudgeInput
-from reward_server.settings import Settings
 
 T = TypeVar("T")
 
@@ -35,10 +44,21 @@ LOADING, LOADED, UNREACHABLE, FAILED = "loading", "loaded", "unreachable", "fail
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """Why one input got no output; ``kind`` is the ``reward_judge_failures`` label."""
+    """Why one input's answer is unusable; ``kind`` is the ``reward_judge_failures`` label."""
 
     reason: str
     kind: str = "backend_error"
+
+
+@dataclass(frozen=True, slots=True)
+class NoAnswer:
+    """Why the judge gave no answer to one input (a judge failure: the request gets 503).
+
+    ``kind`` is the ``reward_judge_failures`` label (``timeout``, ``connect``, ...).
+    """
+
+    reason: str
+    kind: str = "timeout"
 
 
 class JudgeBackend(ABC):
@@ -55,10 +75,9 @@ class JudgeBackend(ABC):
     name: ClassVar[str] = "base"
     concurrency: int = 1
 
-    def __init__(self, settings: Settings) -> None:
-        assert settings.judge_model is not None  # Settings checks this at startup
-        self.settings = settings
-        self.model = settings.judge_model
+    def __init__(self, config: JudgeConfig) -> None:
+        self.config = config
+        self.model = config.model
         self.sees_images = False
         self.score_prefix_space = True
         self.state = LOADING
@@ -78,13 +97,13 @@ class JudgeBackend(ABC):
     @abstractmethod
     async def generate(
         self, inputs: Sequence[JudgeInput], max_new_tokens: int
-    ) -> list[str | Failure]:
-        """Greedy completions, one per input (``Failure`` where one could not be made)."""
+    ) -> list[str | Failure | NoAnswer]:
+        """Greedy completions, one per input (``Failure``/``NoAnswer`` where there is none)."""
 
     @abstractmethod
     async def next_token_probs(
         self, inputs: Sequence[JudgeInput], candidates: Sequence[str]
-    ) -> list[dict[str, float] | Failure]:
+    ) -> list[dict[str, float] | Failure | NoAnswer]:
         """Per input (each ends in an ``assistant_prefix``), the probability of each candidate.
 
         The probabilities are of the full next-token distribution (not renormalised);

@@ -29,8 +29,8 @@ from reward_server.judge.backends.base import (
     fuses_space_with_digits,
     pil_image,
 )
+from reward_server.judge.config import JudgeConfig
 from reward_server.judge.prompts import JudgeInput
-from reward_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +39,15 @@ class HFBackend(JudgeBackend):
     """A transformers model on one device.
 
     Args:
-        settings: ``judge_model`` (path or hub id), ``judge_device``, ``judge_timeout_s``.
+        config: ``model`` (path or hub id), ``device``, ``timeout_s``.
         forward_batch: sequences per forward pass (bounds activation memory; a batch of
             64 samples in ``logprob`` mode is 768 prefills).
     """
 
     name = "transformers"
 
-    def __init__(self, settings: Settings, forward_batch: int = 16) -> None:
-        super().__init__(settings)
+    def __init__(self, config: JudgeConfig, forward_batch: int = 16) -> None:
+        super().__init__(config)
         self.forward_batch = forward_batch
         self.runner = ThreadRunner("judge-hf")
         self.device = "cpu"
@@ -73,7 +73,7 @@ class HFBackend(JudgeBackend):
             AutoTokenizer,
         )
 
-        device = self.settings.judge_device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if device.startswith("cuda"):
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         else:
@@ -312,7 +312,7 @@ class HFBackend(JudgeBackend):
     ) -> list[str | Failure]:
         return await self.runner.run(
             self._generate_sync, list(inputs), max_new_tokens,
-            timeout=self.settings.judge_timeout_s,
+            timeout=self.config.timeout_s,
         )
 
     async def next_token_probs(
@@ -320,7 +320,7 @@ class HFBackend(JudgeBackend):
     ) -> list[dict[str, float] | Failure]:
         return await self.runner.run(
             self._probs_sync, list(inputs), tuple(candidates),
-            timeout=self.settings.judge_timeout_s,
+            timeout=self.config.timeout_s,
         )
 
     async def aclose(self) -> None:

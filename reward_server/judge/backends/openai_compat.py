@@ -1,7 +1,8 @@
 """``REWARD_JUDGE_BACKEND=openai``: any OpenAI-compatible server, e.g. ``vllm serve``.
 
 Calls ``POST {base}/chat/completions`` through one pooled ``httpx.AsyncClient``; images go
-as data URLs. ``REWARD_JUDGE_BASE_URL`` may be given with or without the ``/v1`` suffix.
+as data URLs (``openai_wire`` writes the messages). ``REWARD_JUDGE_BASE_URL`` may be given
+with or without the ``/v1`` suffix.
 
 * ``generate``: ``temperature=0``, ``max_tokens=REWARD_JUDGE_MAX_NEW_TOKENS``.
 * ``logprob``: the judge conversation plus an assistant message holding the prefix,
@@ -13,14 +14,23 @@ as data URLs. ``REWARD_JUDGE_BASE_URL`` may be given with or without the ``/v1``
   keep digits apart from spaces (Qwen, Llama 3); the in-process backends check this
   against the real tokenizer instead.
 
-Failures: connect errors, 5xx and 429 are retried with exponential backoff
-(``MAX_ATTEMPTS`` tries). A judge that cannot be connected to, rejects the key or does not
-serve the model raises ``ScorerUnavailable`` (HTTP 503 + Retry-After) and marks the
-backend unreachable until the background probe (``GET {base}/models``, falling back to
-``GET /health``) sees it again. Other 4xx answers (a prompt longer than the judge's
-context, say) fail only their own sample. Read timeouts (``REWARD_JUDGE_TIMEOUT_S``) are
-not retried; if every call of a batch failed that way the batch is a 503, otherwise the
-timed-out samples are ``invalid``.
+Failures, per call:
+
+* connect errors, other transport errors, 5xx and 429 are retried with exponential
+  backoff (``MAX_ATTEMPTS`` tries); a read timeout (``REWARD_JUDGE_TIMEOUT_S``) is not
+  retried. If the call still has no answer it is ``NoAnswer``: the judge failed, the
+  request gets 503 + Retry-After (never ``invalid``). A connection failure also marks
+  the backend unreachable, and any unanswered call wakes the readiness probe.
+* 401, 403 and 404 (wrong key, model not served) mark the backend failed and raise
+  ``ScorerUnavailable`` for the whole batch.
+* Other 4xx answers (a prompt longer than the judge's context, say) are ``Failure``:
+  that sample alone is ``invalid``.
+
+Readiness: a background probe (``GET {base}/models``, falling back to ``GET /health``)
+runs every ``PROBE_EVERY_S`` while the judge serves and every ``PROBE_RETRY_S`` while it
+does not. It has its own small client and connection (``PROBE_TIMEOUT_S``), so scoring
+traffic that fills the main pool (64 hung calls, say) can never starve it: a judge that
+comes back is seen within a probe interval plus a probe timeout.
 """
 
 from __future__ import annotations
@@ -28,14 +38,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
-from reward_formats.images import data_url
 from reward_server.errors import ScorerUnavailable
 from reward_server.judge.backends.base import (
     FAILED,
@@ -43,92 +51,38 @@ from reward_server.judge.backends.base import (
     UNREACHABLE,
     Failure,
     JudgeBackend,
+    NoAnswer,
 )
+from reward_server.judge.backends.openai_wire import (
+    error_message,
+    normalise_base_url,
+    to_openai_messages,
+    top_logprob_mass,
+)
+from reward_server.judge.config import JudgeConfig
 from reward_server.judge.prompts import JudgeInput
-from reward_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TOP_LOGPROBS = 20
 MAX_ATTEMPTS = 3
 BACKOFF_S = 0.25
-PROBE_EVERY_S = 10.0  # while reachable
-PROBE_RETRY_S = 1.0  # while not
-
-
-class _Transport:
-    """A call that failed below the HTTP level (or with 5xx) after its retries."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        self.kind, self.detail = kind, detail
+PROBE_EVERY_S = 5.0  # while the judge serves
+PROBE_RETRY_S = 1.0  # while it does not; also the least time between two probes
+PROBE_TIMEOUT_S = 3.0  # connect and read, per probe request
+PROBE_CONNECTIONS = 2
 
 
 class _Fatal(Exception):
     """The server answers but will not serve this judge (auth, unknown model)."""
 
 
-def normalise_base_url(url: str) -> str:
-    """``http://h:8000`` and ``http://h:8000/v1/`` both become ``http://h:8000/v1``.
-
-    >>> normalise_base_url("http://judge:8000/")
-    'http://judge:8000/v1'
-    >>> normalise_base_url("http://judge:8000/v1")
-    'http://judge:8000/v1'
-    """
-    url = url.rstrip("/")
-    return url if url.endswith("/v1") else url + "/v1"
-
-
-def to_openai_messages(judge_input: JudgeInput) -> list[dict[str, Any]]:
-    """Chat messages in OpenAI form: image parts as data URLs, text-only content as a string."""
-    messages: list[dict[str, Any]] = []
-    for message in judge_input.messages:
-        parts = message["content"]
-        if all(p["type"] == "text" for p in parts):
-            content: Any = "".join(p["text"] for p in parts)
-        else:
-            content = [
-                {"type": "text", "text": p["text"]}
-                if p["type"] == "text"
-                else {
-                    "type": "image_url",
-                    "image_url": {"url": data_url(p["image"].data, p["image"].mime)},
-                }
-                for p in parts
-            ]
-        messages.append({"role": message["role"], "content": content})
-    if judge_input.assistant_prefix is not None:
-        messages.append({"role": "assistant", "content": judge_input.assistant_prefix})
-    return messages
-
-
-def top_logprob_mass(choice: dict[str, Any], candidates: Sequence[str]) -> dict[str, float] | None:
-    """Probability per candidate from a choice's first-token ``top_logprobs``."""
-    try:
-        first = choice["logprobs"]["content"][0]
-    except (KeyError, IndexError, TypeError):
-        return None
-    entries = first.get("top_logprobs") or [first]
-    wanted = set(candidates)
-    mass = dict.fromkeys(candidates, 0.0)
-    seen: set[str] = set()
-    for entry in entries:
-        token, logprob = entry.get("token"), entry.get("logprob")
-        if not isinstance(token, str) or not isinstance(logprob, int | float):
-            continue
-        text = token.strip()
-        if text in wanted and token not in seen:
-            seen.add(token)
-            mass[text] += math.exp(logprob)
-    return mass
-
-
 class OpenAIBackend(JudgeBackend):
     """The judge behind an OpenAI-compatible HTTP API.
 
     Args:
-        settings: ``judge_base_url``, ``judge_api_key``, ``judge_model`` (the served
-            name), ``judge_timeout_s`` and ``judge_max_batch`` (connection pool size).
+        config: ``base_url``, ``api_key``, ``model`` (the served name), ``timeout_s`` and
+            ``max_batch`` (connection pool size).
         transport: an ``httpx`` transport to use instead of the network (tests).
     """
 
@@ -136,47 +90,61 @@ class OpenAIBackend(JudgeBackend):
     concurrency = 4  # the server batches on its side; overlap our batches with its work
 
     def __init__(
-        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+        self, config: JudgeConfig, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
-        super().__init__(settings)
-        assert settings.judge_base_url is not None  # Settings checks this at startup
-        self.base_url = normalise_base_url(settings.judge_base_url)
+        super().__init__(config)
+        if config.base_url is None:  # Settings checks this at startup
+            raise ValueError("the openai judge backend needs REWARD_JUDGE_BASE_URL")
+        self.base_url = normalise_base_url(config.base_url)
         self.sees_images = True
         self.detail = f"connecting to {self.base_url}"
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
-        self._in_flight = max(16, settings.judge_max_batch)
+        self._probe_client: httpx.AsyncClient | None = None
+        self._in_flight = max(16, config.max_batch)
         self._gate: asyncio.Semaphore | None = None
         self._wake: asyncio.Event | None = None
 
-    def _make_client(self) -> httpx.AsyncClient:
+    def _make_client(self, connections: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
         headers = {"Accept": "application/json"}
-        if self.settings.judge_api_key:
-            headers["Authorization"] = f"Bearer {self.settings.judge_api_key}"
-        timeout = self.settings.judge_timeout_s
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
         return httpx.AsyncClient(
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-            limits=httpx.Limits(
-                max_connections=self._in_flight, max_keepalive_connections=self._in_flight
-            ),
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=connections,
+                                max_keepalive_connections=connections),
             transport=self._transport,
         )
 
     @property
     def client(self) -> httpx.AsyncClient:
+        """The scoring client (``max(16, REWARD_JUDGE_MAX_BATCH)`` connections)."""
         if self._client is None:
-            self._client = self._make_client()
+            timeout = self.config.timeout_s
+            self._client = self._make_client(
+                self._in_flight, httpx.Timeout(timeout, connect=min(10.0, timeout))
+            )
             self._gate = asyncio.Semaphore(self._in_flight)
             self._wake = asyncio.Event()
         return self._client
+
+    @property
+    def probe_client(self) -> httpx.AsyncClient:
+        """The readiness client: its own pool, so scoring traffic never starves it."""
+        if self._probe_client is None:
+            self._probe_client = self._make_client(
+                PROBE_CONNECTIONS, httpx.Timeout(PROBE_TIMEOUT_S)
+            )
+        return self._probe_client
 
     # --- readiness -------------------------------------------------------------------
 
     async def probe(self) -> None:
         """Ask the server once whether it serves the model; update ``state``."""
+        client = self.probe_client
         try:
-            response = await self.client.get(f"{self.base_url}/models", timeout=5.0)
+            response = await client.get(f"{self.base_url}/models")
         except httpx.HTTPError as exc:
             self.set_state(UNREACHABLE, f"{self.base_url}: {type(exc).__name__}: {exc}")
             return
@@ -198,7 +166,7 @@ class OpenAIBackend(JudgeBackend):
             return
         root = self.base_url.removesuffix("/v1")
         try:
-            health = await self.client.get(f"{root}/health", timeout=5.0)
+            health = await client.get(f"{root}/health")
         except httpx.HTTPError as exc:
             self.set_state(UNREACHABLE, f"{root}/health: {type(exc).__name__}: {exc}")
             return
@@ -208,28 +176,37 @@ class OpenAIBackend(JudgeBackend):
             self.set_state(UNREACHABLE, f"{self.base_url}/models: HTTP {response.status_code}")
 
     async def load(self) -> None:
-        """Probe until the judge answers, then keep probing slowly (runs until closed)."""
+        """Probe until the judge answers, then keep probing (runs until closed).
+
+        A probe runs every ``PROBE_EVERY_S`` while the judge serves, every
+        ``PROBE_RETRY_S`` while it does not, and at once when a call went unanswered;
+        never twice within ``PROBE_RETRY_S``.
+        """
         _ = self.client
         assert self._wake is not None
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
+            self._wake.clear()
             await self.probe()
             delay = PROBE_EVERY_S if self.state == LOADED else PROBE_RETRY_S
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
+            gap = PROBE_RETRY_S - (loop.time() - started)
+            if gap > 0:
+                await asyncio.sleep(gap)
 
-    def _lost(self, detail: str) -> ScorerUnavailable:
-        self.set_state(UNREACHABLE, detail)
+    def _check_soon(self) -> None:
+        """Have the probe look at the judge now (a call went unanswered)."""
         if self._wake is not None:
-            self._wake.set()  # let the probe watch for the judge's return
-        return ScorerUnavailable(f"judge {self.model} unreachable: {detail}", retry_after=5)
+            self._wake.set()
 
     # --- calls -----------------------------------------------------------------------
 
-    async def _post(self, body: dict[str, Any]) -> dict[str, Any] | Failure | _Transport:
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any] | Failure | NoAnswer:
         url = f"{self.base_url}/chat/completions"
         assert self._gate is not None
-        outcome: _Transport | None = None
+        missing: NoAnswer | None = None
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(BACKOFF_S * 2 ** (attempt - 1) * (1 + random.random()))
@@ -237,13 +214,21 @@ class OpenAIBackend(JudgeBackend):
                 async with self._gate:
                     response = await self.client.post(url, json=body)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                outcome = _Transport("connect", f"{type(exc).__name__}: {exc}")
+                missing = NoAnswer(
+                    f"unreachable: {self.base_url}: {type(exc).__name__}: {exc}", "connect"
+                )
                 continue
             except httpx.TimeoutException as exc:
-                return _Transport("timeout", f"no answer within {self.settings.judge_timeout_s}"
-                                  f" s ({type(exc).__name__})")
+                return NoAnswer(
+                    f"no answer within REWARD_JUDGE_TIMEOUT_S={self.config.timeout_s} s "
+                    f"({type(exc).__name__})",
+                    "timeout",
+                )
             except httpx.TransportError as exc:
-                outcome = _Transport("transport", f"{type(exc).__name__}: {exc}")
+                missing = NoAnswer(
+                    f"connection to {self.base_url} failed: {type(exc).__name__}: {exc}",
+                    "transport",
+                )
                 continue
             code = response.status_code
             if code < 400:
@@ -251,42 +236,37 @@ class OpenAIBackend(JudgeBackend):
                     return response.json()
                 except ValueError:
                     return Failure("judge answered with invalid JSON", "bad_response")
-            message = _error_message(response)
+            message = error_message(response)
             if code == 429 or code >= 500:
-                outcome = _Transport("server", f"HTTP {code}: {message}")
+                missing = NoAnswer(f"HTTP {code} after {MAX_ATTEMPTS} tries: {message}", "server")
                 continue
             if code in (401, 403, 404):
                 raise _Fatal(f"HTTP {code} from {url}: {message}")
             return Failure(f"judge rejected the request (HTTP {code}): {message}", "rejected")
-        assert outcome is not None
-        return outcome
+        assert missing is not None
+        return missing
 
-    async def _post_all(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any] | Failure]:
+    async def _post_all(
+        self, bodies: list[dict[str, Any]]
+    ) -> list[dict[str, Any] | Failure | NoAnswer]:
         _ = self.client
         try:
             results = await asyncio.gather(*(self._post(b) for b in bodies))
         except _Fatal as exc:
             self.set_state(FAILED, str(exc))
-            if self._wake is not None:
-                self._wake.set()
+            self._check_soon()
             raise ScorerUnavailable(f"judge {self.model} refused: {exc}", retry_after=30) from None
-        transport = [r for r in results if isinstance(r, _Transport)]
-        connect = [r for r in transport if r.kind in ("connect", "transport")]
-        if connect:
-            raise self._lost(f"{self.base_url}: {connect[0].detail}")
-        if transport and len(transport) == len(results):
-            raise ScorerUnavailable(
-                f"judge {self.model} failed every call of a batch: {transport[0].detail}",
-                retry_after=10,
-            )
-        return [
-            Failure(f"judge call failed: {r.detail}", r.kind) if isinstance(r, _Transport) else r
-            for r in results
-        ]
+        unanswered = [r for r in results if isinstance(r, NoAnswer)]
+        lost = next((r for r in unanswered if r.kind in ("connect", "transport")), None)
+        if lost is not None:
+            self.set_state(UNREACHABLE, lost.reason.removeprefix("unreachable: "))
+        if unanswered:
+            self._check_soon()
+        return results
 
     async def generate(
         self, inputs: Sequence[JudgeInput], max_new_tokens: int
-    ) -> list[str | Failure]:
+    ) -> list[str | Failure | NoAnswer]:
         bodies = [
             {
                 "model": self.model,
@@ -296,9 +276,9 @@ class OpenAIBackend(JudgeBackend):
             }
             for item in inputs
         ]
-        out: list[str | Failure] = []
+        out: list[str | Failure | NoAnswer] = []
         for data in await self._post_all(bodies):
-            if isinstance(data, Failure):
+            if isinstance(data, Failure | NoAnswer):
                 out.append(data)
                 continue
             try:
@@ -311,7 +291,7 @@ class OpenAIBackend(JudgeBackend):
 
     async def next_token_probs(
         self, inputs: Sequence[JudgeInput], candidates: Sequence[str]
-    ) -> list[dict[str, float] | Failure]:
+    ) -> list[dict[str, float] | Failure | NoAnswer]:
         bodies = [
             {
                 "model": self.model,
@@ -325,9 +305,9 @@ class OpenAIBackend(JudgeBackend):
             }
             for item in inputs
         ]
-        out: list[dict[str, float] | Failure] = []
+        out: list[dict[str, float] | Failure | NoAnswer] = []
         for data in await self._post_all(bodies):
-            if isinstance(data, Failure):
+            if isinstance(data, Failure | NoAnswer):
                 out.append(data)
                 continue
             try:
@@ -344,19 +324,7 @@ class OpenAIBackend(JudgeBackend):
         return out
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(data, dict):
-        err = data.get("error", data.get("detail", data))
-        if isinstance(err, dict):
-            err = err.get("message", err)
-        return str(err)[:300]
-    return str(data)[:300]
+        for client in (self._client, self._probe_client):
+            if client is not None:
+                await client.aclose()
+        self._client = self._probe_client = None

@@ -37,9 +37,9 @@ from reward_server.judge.backends.base import (
     candidate_token_ids,
     fuses_space_with_digits,
 )
-from reward_server.judge.backends.openai_compat import to_openai_messages
+from reward_server.judge.backends.openai_wire import to_openai_messages
+from reward_server.judge.config import JudgeConfig
 from reward_server.judge.prompts import JudgeInput
-from reward_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +52,21 @@ class VLLMBackend(JudgeBackend):
     """A ``vllm.LLM`` engine in this process (its core in a child process).
 
     Args:
-        settings: ``judge_model`` (path or hub id), ``judge_timeout_s``.
+        config: ``model`` (path or hub id), ``timeout_s``.
         engine_kwargs: extra ``vllm.LLM`` arguments (tests: ``max_model_len``).
     """
 
     name = "vllm"
 
-    def __init__(self, settings: Settings, engine_kwargs: dict[str, Any] | None = None) -> None:
-        super().__init__(settings)
+    def __init__(
+        self, config: JudgeConfig, engine_kwargs: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(config)
         self.runner = ThreadRunner("judge-vllm")
         self.engine_kwargs = dict(engine_kwargs or {})
         self._llm: Any = None
         self._token_ids: dict[tuple[str, ...], dict[int, str]] = {}
-        if settings.judge_device:
+        if config.device:
             log.warning("REWARD_JUDGE_DEVICE is ignored by the vllm backend; "
                         "use CUDA_VISIBLE_DEVICES")
 
@@ -157,7 +159,7 @@ class VLLMBackend(JudgeBackend):
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         try:
-            return await self.runner.run(fn, *args, timeout=self.settings.judge_timeout_s)
+            return await self.runner.run(fn, *args, timeout=self.config.timeout_s)
         except Exception as exc:
             if _engine_dead(exc):
                 self.set_state(FAILED, f"vLLM engine died: {exc}")
