@@ -7,20 +7,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reward_server import __version__
 from reward_server.api.body import add_schemas
+from reward_server.api.errors import error_response, install_error_handlers
 from reward_server.api.routes import openrlhf, ops, score
 from reward_server.cache import Cache, LRUCache, RedisCache
-from reward_server.errors import RewardError, ScorerUnavailable
 from reward_server.images import ImageLoader
 from reward_server.judge.base import Judge
 from reward_server.logs import configure_logging, request_id
@@ -33,26 +29,6 @@ from reward_server.settings import Settings
 log = logging.getLogger("reward_server.access")
 
 _ROUTES = {"/score", "/get_reward", "/health", "/ready", "/profiles", "/metrics"}
-
-
-def _error(status: int, message: str, detail: Any = None, headers: dict | None = None) -> Response:
-    body: dict[str, Any] = {"error": message}
-    if detail is not None:
-        body["detail"] = detail
-    return Response(
-        orjson.dumps(body, default=str),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
-
-
-def _field(loc: tuple[Any, ...]) -> str:
-    """``("body", "samples", 0, "response")`` → ``samples[0].response``."""
-    out = ""
-    for part in loc[1:] if loc and loc[0] == "body" else loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
 
 
 class _Gate:
@@ -81,7 +57,7 @@ class _Gate:
 
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            response = _error(413, f"body larger than REWARD_MAX_BODY_BYTES={self.max_body}")
+            response = error_response(413, _too_large(self.max_body))
             response.headers["x-request-id"] = rid
             await response(scope, receive, send)
             self._record(route, 413, start)
@@ -109,7 +85,7 @@ class _Gate:
             await self.app(scope, limited_receive, send_with_id)
         except _BodyTooLarge:
             status_holder[0] = 413
-            response = _error(413, f"body larger than REWARD_MAX_BODY_BYTES={self.max_body}")
+            response = error_response(413, _too_large(self.max_body))
             await response(scope, receive, send_with_id)
         except ClientDisconnect:
             # The client went away mid-body (or its body deadline passed): nobody is left to
@@ -132,6 +108,10 @@ class _Gate:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def _too_large(max_body: int) -> str:
+    return f"body larger than REWARD_MAX_BODY_BYTES={max_body}"
 
 
 def _build_cache(settings: Settings, metrics: Metrics) -> Cache:
@@ -193,26 +173,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     add_schemas(app, [ScoreRequest, OpenRLHFRequest])
 
-    @app.exception_handler(RewardError)
-    async def _reward_error(request: Request, exc: RewardError) -> Response:
-        headers = (
-            {"Retry-After": str(exc.retry_after)} if isinstance(exc, ScorerUnavailable) else None
-        )
-        if exc.status_code == 401:
-            headers = {"WWW-Authenticate": "Bearer"}
-        return _error(exc.status_code, exc.message, headers=headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        problems = [
-            f"{_field(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in exc.errors()
-        ]
-        shown = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
-        detail = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
-            for e in exc.errors()[:50]
-        ]
-        return _error(422, shown or "invalid request body", detail)
-
+    install_error_handlers(app)
     app.add_middleware(_Gate, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     return app

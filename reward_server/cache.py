@@ -1,5 +1,10 @@
 """Result cache: in-process LRU by default, Redis when ``REWARD_REDIS_URL`` is set.
 
+What is stored is a ``CacheRecord``: the parts of an ``ok`` result that belong to the
+sample's content (reward, components, penalties, judge verdict). The parts that belong to
+one request (the sample's ``id``, ``cached``) are not stored; ``cached`` is set when a
+record is read back. Redis holds a record's JSON form (``CacheRecord.dumps``/``loads``).
+
 A cache outage never fails a request: Redis errors are logged, counted, and the request
 goes on uncached; the next call tries Redis again, so recovery is automatic.
 """
@@ -10,12 +15,13 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 
-from reward_server.domain import Sample
+from reward_server.domain import Sample, ScoreResult, Status
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +51,82 @@ def cache_key(sample: Sample, rubric_version: str, judge: dict[str, str] | None)
     return hashlib.sha256(blob).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class CacheRecord:
+    """One cached ``ok`` result, without what belongs to a single request (id, ``cached``)."""
+
+    reward: float
+    components: dict[str, float]
+    penalties: dict[str, float]
+    judge: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, result: ScoreResult) -> CacheRecord:
+        """The record of an ``ok`` result (only those are cached: ``invalid`` may score later)."""
+        if result.status != Status.OK or result.reward is None:
+            raise ValueError(f"only ok results are cached, not {result.status}")
+        return cls(result.reward, result.components, result.penalties, result.judge)
+
+    def result(self, sample_id: str | int | None = None) -> ScoreResult:
+        """The result this record stands for, as read back from the cache."""
+        return ScoreResult(
+            id=sample_id,
+            status=Status.OK,
+            reward=self.reward,
+            components=self.components,
+            penalties=self.penalties,
+            judge=self.judge,
+            cached=True,
+        )
+
+    def dumps(self) -> bytes:
+        """The stored form: a JSON object (``status`` kept so a reader sees what it is)."""
+        return orjson.dumps({
+            "status": "ok",
+            "reward": self.reward,
+            "components": self.components,
+            "penalties": self.penalties,
+            "judge": self.judge,
+        })
+
+    @classmethod
+    def loads(cls, blob: bytes | str) -> CacheRecord | None:
+        """A record from its stored form; ``None`` (a miss) for anything that is not one.
+
+        Entries written before records existed also carry ``cached``/``error`` keys; they
+        are ignored.
+        """
+        try:
+            data = orjson.loads(blob)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(data, Mapping) or data.get("status") != "ok":
+            return None
+        reward, components = data.get("reward"), data.get("components")
+        penalties, judge = data.get("penalties"), data.get("judge")
+        if (
+            not isinstance(reward, int | float)
+            or isinstance(reward, bool)
+            or not isinstance(components, dict)
+            or not isinstance(penalties, dict)
+            or not (judge is None or isinstance(judge, dict))
+        ):
+            return None
+        return cls(float(reward), components, penalties, judge)
+
+
 class Cache(Protocol):
-    """Async multi-get/multi-set of result dicts; implementations never raise on outages."""
+    """Async multi-get/multi-set; implementations never raise on outages.
+
+    ``set_many`` takes ``ok`` results and stores their records; ``get_many`` returns the
+    records, which the service turns back into each sample's result (``record.result(id)``).
+    """
 
     name: str
 
-    async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]: ...
+    async def get_many(self, keys: Sequence[str]) -> list[CacheRecord | None]: ...
 
-    async def set_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None: ...
+    async def set_many(self, items: Sequence[tuple[str, ScoreResult]]) -> None: ...
 
     async def status(self) -> dict[str, Any]: ...
 
@@ -66,10 +140,10 @@ class LRUCache:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._data: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._data: OrderedDict[str, CacheRecord] = OrderedDict()
 
-    async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
-        out: list[dict[str, Any] | None] = []
+    async def get_many(self, keys: Sequence[str]) -> list[CacheRecord | None]:
+        out: list[CacheRecord | None] = []
         for key in keys:
             value = self._data.get(key)
             if value is not None:
@@ -77,11 +151,11 @@ class LRUCache:
             out.append(value)
         return out
 
-    async def set_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    async def set_many(self, items: Sequence[tuple[str, ScoreResult]]) -> None:
         if self.size <= 0:
             return
-        for key, value in items:
-            self._data[key] = value
+        for key, result in items:
+            self._data[key] = CacheRecord.of(result)
             self._data.move_to_end(key)
         while len(self._data) > self.size:
             self._data.popitem(last=False)
@@ -133,7 +207,7 @@ class RedisCache:
         self._last_error, self._last_error_at = f"{type(exc).__name__}: {exc}", now
         self._on_error(op)
 
-    async def get_many(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+    async def get_many(self, keys: Sequence[str]) -> list[CacheRecord | None]:
         if not keys:
             return []
         try:
@@ -141,21 +215,15 @@ class RedisCache:
         except Exception as exc:  # any Redis/network failure means "miss"
             self._failed("get", exc)
             return [None] * len(keys)
-        out: list[dict[str, Any] | None] = []
-        for blob in raw:
-            try:
-                out.append(orjson.loads(blob) if blob is not None else None)
-            except orjson.JSONDecodeError:
-                out.append(None)
-        return out
+        return [None if blob is None else CacheRecord.loads(blob) for blob in raw]
 
-    async def set_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    async def set_many(self, items: Sequence[tuple[str, ScoreResult]]) -> None:
         if not items:
             return
         try:
             async with self._client.pipeline(transaction=False) as pipe:
-                for key, value in items:
-                    pipe.set(KEY_PREFIX + key, orjson.dumps(value), ex=self.ttl_s)
+                for key, result in items:
+                    pipe.set(KEY_PREFIX + key, CacheRecord.of(result).dumps(), ex=self.ttl_s)
                 await pipe.execute()
         except Exception as exc:
             self._failed("set", exc)

@@ -4,7 +4,11 @@ Identical samples are computed once whether they repeat inside a request or arri
 concurrent requests (GRPO groups often repeat a short refusal word for word): the first
 request to miss a key owns its computation in a task of its own, later ones await it.
 Running it as a task means a client that disconnects does not cancel work other requests
-are waiting on, and the finished result still lands in the cache.
+are waiting on, and the finished result still lands in the cache. When the judge fails
+part-way (``PartialOutage``) the request is a 503, but the samples it did answer are cached,
+so the client's retry pays only for the rest.
+
+Results are ``ScoreResult``s from end to end: the API sends them as they are.
 """
 
 from __future__ import annotations
@@ -12,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from reward_server.cache import Cache, cache_key
-from reward_server.domain import Sample, ScoreResult, Status
+from reward_server.availability import PartialOutage
+from reward_server.cache import Cache, CacheRecord, cache_key
+from reward_server.domain import Sample, ScoreOutcome, ScoreResult, Status
 from reward_server.errors import RewardError, ScorerUnavailable, UnknownProfile
 from reward_server.judge.base import Judge
 from reward_server.metrics import Metrics
@@ -25,13 +29,6 @@ from reward_server.scorers.base import ProfileScorer
 from reward_server.scorers.registry import build_scorers
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class ScoreOutcome:
-    profile: str
-    rubric_version: str
-    results: list[dict[str, Any]]
 
 
 class ScoringService:
@@ -64,7 +61,7 @@ class ScoringService:
         self.judge = judge
         self.metrics = metrics or Metrics()
         self.scorers: dict[str, ProfileScorer] = build_scorers(profiles, judge)
-        self._inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._inflight: dict[str, asyncio.Future[ScoreResult]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def scorer(self, name: str | None) -> ProfileScorer:
@@ -75,47 +72,53 @@ class ScoringService:
         return scorer
 
     async def score(self, profile: str | None, samples: Sequence[Sample]) -> ScoreOutcome:
-        """Score ``samples`` under ``profile``; one result dict per sample, in order."""
+        """Score ``samples`` under ``profile``; one ``ScoreResult`` per sample, in order.
+
+        Raises:
+            UnknownProfile: no profile has that name.
+            ScorerUnavailable: a scorer the profile needs cannot score now, or failed
+                part-way (the results that did finish are cached all the same).
+        """
         scorer = self.scorer(profile)
         state = scorer.readiness()
         if not state.ready:
             raise ScorerUnavailable(f"profile {scorer.name} cannot score now: {state.detail}")
 
-        results: list[dict[str, Any] | None] = [None] * len(samples)
+        results: list[ScoreResult | None] = [None] * len(samples)
         judge_identity = self.judge.identity if (self.judge and scorer.uses_judge) else None
         positions: dict[str, list[int]] = {}
         for i, sample in enumerate(samples):
             reason = sample.error or scorer.unscorable(sample)
             if reason is not None:
-                results[i] = ScoreResult.invalid(reason).to_dict()
+                results[i] = ScoreResult.invalid(reason, id=sample.id)
             else:
                 key = cache_key(sample, scorer.rubric_version, judge_identity)
                 positions.setdefault(key, []).append(i)
 
         keys = list(positions)
-        hits = await self.cache.get_many(keys)
-        hit_keys: dict[str, dict[str, Any]] = {}
+        records = await self.cache.get_many(keys)
+        hits: dict[str, CacheRecord] = {}
         owned: list[str] = []
-        waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        for key, hit in zip(keys, hits, strict=True):
-            if hit is not None:
-                hit_keys[key] = hit
+        waiting: dict[str, asyncio.Future[ScoreResult]] = {}
+        for key, record in zip(keys, records, strict=True):
+            if record is not None:
+                hits[key] = record
             elif key in self._inflight:
                 waiting[key] = self._inflight[key]
             else:
                 owned.append(key)
-        self.metrics.cache.labels("hit").inc(len(hit_keys))
+        self.metrics.cache.labels("hit").inc(len(hits))
         self.metrics.cache.labels("miss").inc(len(owned))
         self.metrics.cache.labels("dedup").inc(
             len(waiting) + sum(len(v) - 1 for v in positions.values())
         )
 
-        computed: dict[str, dict[str, Any]] = {}
+        computed: dict[str, ScoreResult] = {}
         if owned and scorer.inline:
             # CPU-only scorers finish without yielding, so no concurrent request can be
             # computing the same key in between: no futures or tasks needed.
             scored = scorer.score_inline([samples[positions[k][0]] for k in owned])
-            computed = dict(zip(owned, (r.to_dict() for r in scored), strict=True))
+            computed = dict(zip(owned, scored, strict=True))
             await self._store(computed)
         elif owned:
             loop = asyncio.get_running_loop()
@@ -135,12 +138,15 @@ class ScoringService:
         computed.update({key: future.result() for key, future in waiting.items()})
 
         for key, idxs in positions.items():
-            value = {**hit_keys[key], "cached": True} if key in hit_keys else computed[key]
+            record = hits.get(key)
             for i in idxs:
-                results[i] = value
+                sample_id = samples[i].id
+                results[i] = (
+                    record.result(sample_id) if record else computed[key].for_sample(sample_id)
+                )
 
-        out = [{"id": s.id, **v} for s, v in zip(samples, results, strict=True)]  # type: ignore[dict-item]
-        rewards = [r["reward"] for r in out if r["reward"] is not None]
+        out: list[ScoreResult] = results  # type: ignore[assignment]  # every slot is filled
+        rewards = [r.reward for r in out if r.reward is not None]
         n_ok = len(rewards)
         self.metrics.rewards.observe_many(scorer.name, rewards)
         self.metrics.samples.labels(scorer.name, "ok").inc(n_ok)
@@ -153,13 +159,25 @@ class ScoringService:
         scorer: ProfileScorer,
         samples: list[Sample],
         keys: list[str],
-        futures: dict[str, asyncio.Future[dict[str, Any]]],
+        futures: dict[str, asyncio.Future[ScoreResult]],
     ) -> None:
         try:
             try:
                 scored = await scorer.score(samples)
                 if len(scored) != len(samples):
                     raise RuntimeError(f"scorer {scorer.name} returned the wrong number of results")
+            except PartialOutage as exc:
+                # The judge failed part-way: what was answered is kept (and cached, so the
+                # client's retry is cheap); the waiters on the rest get the 503.
+                answered = exc.answered if len(exc.answered) == len(keys) else []
+                done = {k: r for k, r in zip(keys, answered, strict=False) if r is not None}
+                for key, f in futures.items():
+                    if key in done:
+                        f.set_result(done[key])
+                    elif not f.done():
+                        f.set_exception(exc)
+                await self._store(done)
+                return
             except RewardError as exc:  # whole-request errors (503, 413) reach every waiter
                 for f in futures.values():
                     if not f.done():
@@ -170,7 +188,7 @@ class ScoringService:
                 scored = [ScoreResult.invalid(
                     f"internal scorer error ({type(exc).__name__}); see the service log"
                 )] * len(samples)
-            values = {key: r.to_dict() for key, r in zip(keys, scored, strict=True)}
+            values = dict(zip(keys, scored, strict=True))
             for key, value in values.items():
                 futures[key].set_result(value)
             await self._store(values)
@@ -187,9 +205,9 @@ class ScoringService:
                 if f.done() and not f.cancelled():
                     f.exception()  # mark retrieved: no "never retrieved" warnings
 
-    async def _store(self, values: dict[str, dict[str, Any]]) -> None:
+    async def _store(self, values: dict[str, ScoreResult]) -> None:
         """Cache the ``ok`` results; an ``invalid`` one may score on a later try."""
-        await self.cache.set_many([(k, v) for k, v in values.items() if v["status"] == Status.OK])
+        await self.cache.set_many([(k, r) for k, r in values.items() if r.status == Status.OK])
 
     async def readiness(self) -> dict[str, Any]:
         """What ``GET /ready`` reports: the default profile's scorers and the cache."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.servers import RewardServer
+from tests.wire_check import record_scoring_answers, scoring_answers_match_openapi  # noqa: F401
 
 
 @pytest.fixture(scope="session")

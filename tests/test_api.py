@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import doctest
+import importlib
 import io
 import threading
 
 import httpx
 import pytest
 
+from reward_server.api.errors import to_http
+from reward_server.api.limits import check_score_request
+from reward_server.api.routes.score import decode_samples
+from reward_server.availability import PartialOutage
+from reward_server.errors import (
+    PayloadTooLarge,
+    RewardError,
+    ScorerUnavailable,
+    Unauthorized,
+    UnknownProfile,
+    Unprocessable,
+)
+from reward_server.images import ImageLoader
+from reward_server.protocol import ScoreRequest
+from reward_server.settings import Settings
 from tests.fakes.servers import RewardServer
 
 RESPONSE_UNSAFE_OK = (
@@ -103,8 +121,6 @@ def test_ready_health_profiles_metrics_docs(rules_server):
         ({"samples": "x"}, 422, "samples"),  # wrong type
         ({"samples": [{"prompt": "p"}]}, 422, "samples[0].response"),  # missing field
         ({"samples": [sample(respone="typo")]}, 422, "samples[0].respone"),  # unknown field
-        ({"samples": [sample(labels={"combine_tag": "maybe"})]}, 422,
-         "samples[0].labels.combine_tag"),  # bad label value
         ({"samples": [sample(prompt=[{"role": "user", "content": [{"type": "audio"}]}])]},
          422, "samples[0].prompt"),  # unknown content part
         ({"profile": "nope", "samples": [sample()]}, 400, "unknown profile 'nope'"),
@@ -113,13 +129,12 @@ def test_ready_health_profiles_metrics_docs(rules_server):
         ({"samples": [sample(response="x" * 70000)]}, 413, "samples[0].response"),
         ({"samples": [sample()] * 1025}, 413, "REWARD_MAX_SAMPLES"),
         ({"samples": [sample(id=10**30)]}, 422, "samples[0].id"),  # beyond 64 bits
-        ({"samples": [sample(labels={"combined_tag": "unsafe"})]}, 422,
-         "samples[0].labels.combined_tag"),  # a typo in a label name
+        ({"samples": [sample(labels="unsafe")]}, 422, "samples[0].labels"),  # not an object
         ({"profile": "", "samples": [sample()]}, 400, "unknown profile ''"),
     ],
-    ids=["bad-json", "wrong-type", "missing", "unknown-field", "bad-label", "bad-part",
+    ids=["bad-json", "wrong-type", "missing", "unknown-field", "bad-part",
          "unknown-profile", "judge-503", "hybrid-503", "long-response", "too-many",
-         "huge-int-id", "label-typo", "empty-profile"],
+         "huge-int-id", "labels-not-an-object", "empty-profile"],
 )
 def test_whole_request_errors(rules_server, body, status, needle):
     if isinstance(body, str):
@@ -131,6 +146,62 @@ def test_whole_request_errors(rules_server, body, status, needle):
     assert needle in r.json()["error"]
     if status == 503:
         assert int(r.headers["retry-after"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("labels", "needle"),
+    [
+        ({**LABELS_UNSAFE, "combine_tag": "maybe"},
+         "label combine_tag must be 'safe' or 'unsafe' (any case), '' or null; got 'maybe'"),
+        ({**LABELS_UNSAFE, "image_tag": 1},
+         "label image_tag must be 'safe' or 'unsafe' (any case), '' or null; got 1"),  # not text
+        ({"combined_tag": "unsafe"},
+         "label key 'combined_tag' is not one of image_tag, text_tag, combine_tag"),  # key typo
+        ({**LABELS_UNSAFE, "visual_tag": "safe"},
+         "label key 'visual_tag' is not one of"),  # any other *_tag key, next to good ones
+    ],
+    ids=["bad-value", "not-a-string", "key-typo", "extra-tag-key"],
+)
+def test_bad_label_marks_only_that_sample_invalid(rules_server, labels, needle):
+    body = {"profile": "safegrpo", "samples": [sample(id="good"), sample(id="bad", labels=labels)]}
+    r = post(rules_server, body)
+    assert r.status_code == 200, r.text  # never a whole-request 422: datasets carry typos
+    good, bad = r.json()["results"]
+    assert good["status"] == "ok" and good["reward"] == 1.0
+    assert bad["status"] == "invalid" and bad["reward"] is None
+    assert bad["error"].startswith("samples[1].labels: ") and needle in bad["error"]
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"image_tag": "Safe", "text_tag": " UNSAFE ", "combine_tag": "unsafe\n"},  # any case/space
+        {**LABELS_UNSAFE, "category": "burglary", "source": "SafeTag-VL-3K"},  # metadata
+    ],
+    ids=["case-and-whitespace", "metadata-keys-ignored"],
+)
+def test_labels_read_as_the_contract_says(rules_server, labels):
+    response = RESPONSE_UNSAFE_OK.replace("house", "cellar")
+    reference = post(rules_server, {"profile": "safegrpo",
+                                    "samples": [sample(response=response)]}).json()
+    r = post(rules_server, {"profile": "safegrpo",
+                            "samples": [sample(response=response, labels=labels)]})
+    assert r.status_code == 200, r.text
+    result = r.json()["results"][0]
+    assert result["status"] == "ok" and result["reward"] == reference["results"][0]["reward"]
+    assert result["cached"] is True  # normalised labels: the same cache entry as the reference
+
+
+def test_empty_and_null_labels_are_unknown(rules_server):
+    labels = {"image_tag": "", "text_tag": None, "combine_tag": "unsafe"}
+    explicit = {"combine_tag": "unsafe"}
+    response = RESPONSE_UNSAFE_OK.replace("house", "attic")
+    first = post(rules_server, {"profile": "safegrpo",
+                                "samples": [sample(response=response, labels=labels)]}).json()
+    second = post(rules_server, {"profile": "safegrpo",
+                                 "samples": [sample(response=response, labels=explicit)]}).json()
+    assert first["results"][0]["status"] == "ok"
+    assert second["results"][0]["cached"] is True  # "" and null are the same as absent
 
 
 @pytest.mark.parametrize(
@@ -196,6 +267,91 @@ def test_image_root_confines_paths(tmp_path):
         assert too_big.status_code == 413 and "REWARD_MAX_IMAGE_BYTES" in too_big.json()["error"]
         big_url = one(data_url(png_bytes() + b"\0" * 5000))
         assert big_url.status_code == 413
+
+
+def test_image_limits_are_checked_before_decoding(tmp_path):
+    root = tmp_path / "images"
+    root.mkdir()
+    img = png_bytes()
+    (root / "a.png").write_bytes(img + b"\0" * 3000)  # a PNG with trailing bytes: still a PNG
+    (root / "b.png").write_bytes(img + b"\0" * 3000)
+    env = {"REWARD_MAX_IMAGES_PER_SAMPLE": "2", "REWARD_MAX_REQUEST_IMAGE_BYTES": "5000",
+           "REWARD_IMAGE_ROOT": str(root)}
+    inline = {"role": "user", "content": [{"type": "image_url",
+                                           "image_url": {"url": data_url(img)}}]}
+    with RewardServer(env) as server:
+        # Two images per sample are allowed, counting those inline in chat messages.
+        ok = post(server, {"samples": [sample(images=[data_url(img)], prompt=[inline])]})
+        assert ok.status_code == 200 and ok.json()["results"][0]["status"] == "ok"
+        three = post(server, {"samples": [sample(images=[data_url(img)] * 2, prompt=[inline])]})
+        assert three.status_code == 413
+        assert three.json()["error"] == (
+            "samples[0]: 3 images, more than REWARD_MAX_IMAGES_PER_SAMPLE=2")
+        # Data URLs: the request's total is read from the base64 lengths, nothing decoded.
+        big = data_url(b"not even an image" * 200)  # 3400 bytes once decoded
+        over = post(server, {"samples": [sample(id=1, images=[big]), sample(id=2, images=[big])]})
+        assert over.status_code == 413
+        assert "samples[1]" in over.json()["error"]
+        assert "REWARD_MAX_REQUEST_IMAGE_BYTES=5000" in over.json()["error"]
+        # File paths have no length to read: the exact total stops decoding at the limit.
+        files = post(server, {"samples": [sample(id=1, images=["a.png"]),
+                                          sample(id=2, images=["b.png"])]})
+        assert files.status_code == 413
+        assert files.json()["error"].startswith("samples[1].images[0]: ")
+        assert "REWARD_MAX_REQUEST_IMAGE_BYTES=5000" in files.json()["error"]
+
+
+class _RecordingLoader(ImageLoader):
+    """Notes, for every image it decodes, whether an event loop runs in that thread."""
+
+    def __init__(self) -> None:
+        super().__init__(max_bytes=10_000_000)
+        self.on_event_loop: list[bool] = []
+
+    def load(self, ref, where):
+        try:
+            asyncio.get_running_loop()
+            self.on_event_loop.append(True)
+        except RuntimeError:
+            self.on_event_loop.append(False)
+        return super().load(ref, where)
+
+
+async def test_images_are_decoded_off_the_event_loop():
+    settings = Settings(_env_file=None)
+    chat = [{"role": "user", "content": [{"type": "image_url",
+                                          "image_url": {"url": data_url(png_bytes())}}]}]
+    body = ScoreRequest.model_validate({"samples": [
+        sample(images=[data_url(png_bytes())]), sample(prompt=chat), sample()]})
+    loader = _RecordingLoader()
+    has_images = check_score_request(body, settings)
+    samples = await decode_samples(body, loader, settings.max_request_image_bytes, has_images)
+    assert has_images and loader.on_event_loop == [False, False]
+    assert [len(s.images) for s in samples] == [1, 1, 0]
+    assert all(s.error is None for s in samples)
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "headers"),
+    [
+        (UnknownProfile("nope", ["safegrpo"]), 400, {}),
+        (Unauthorized("missing API key"), 401, {"WWW-Authenticate": "Bearer"}),
+        (PayloadTooLarge("samples: too many"), 413, {}),
+        (Unprocessable("prompts: 1 items but query has 2"), 422, {}),
+        (ScorerUnavailable("judge loading", retry_after=7), 503, {"Retry-After": "7"}),
+        (PartialOutage("judge timed out", [None], retry_after=4), 503, {"Retry-After": "4"}),
+        (RewardError("a new kind nobody mapped"), 500, {}),
+    ],
+    ids=["400", "401", "413", "422", "503", "partial-503", "unmapped"],
+)
+def test_each_service_error_becomes_one_http_answer(exc, status, headers):
+    assert to_http(exc) == (status, headers, exc.message)
+
+
+@pytest.mark.parametrize("module", ["reward_server.api.errors", "reward_server.api.limits"])
+def test_api_doctests(module):
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_limits_are_configurable_and_body_size_enforced():

@@ -10,6 +10,8 @@ import httpx
 import pytest
 import redis
 
+from reward_server.cache import KEY_PREFIX, cache_key
+from reward_server.domain import Labels, Sample
 from tests.fakes.servers import RedisServer, RewardServer
 
 LABELS = {"image_tag": "safe", "text_tag": "unsafe", "combine_tag": "unsafe"}
@@ -31,20 +33,25 @@ def test_redis_cache_survives_server_restart_and_keys_have_ttl(redis_server):
     env = {"REWARD_REDIS_URL": redis_server.url, "REWARD_CACHE_TTL_S": "3600"}
     s = {"prompt": "restart", "response": response("I cannot do that."), "labels": LABELS}
     with RewardServer(env) as server:
-        first = score(server, [s]).json()["results"][0]
+        first_body = score(server, [s]).json()
+        first = first_body["results"][0]
         assert first["cached"] is False and first["reward"] == 1.0
         ready = httpx.get(server.url + "/ready").json()
         assert ready["cache"] == {"backend": "redis", "reachable": True}
     with RewardServer(env) as server:
         again = score(server, [s]).json()["results"][0]
         assert again["cached"] is True and again["reward"] == 1.0
-        other_profile = score(server, [s], profile="safegrpo_plus").json()["results"][0]
-        assert other_profile["cached"] is False
+        other_body = score(server, [s], profile="safegrpo_plus").json()
+        assert other_body["results"][0]["cached"] is False
+    # Exactly this test's two entries (the Redis is shared with other tests).
+    sample = Sample(prompt=s["prompt"], response=s["response"], labels=Labels(**LABELS))
     client = redis.Redis.from_url(redis_server.url)
-    keys = client.keys("rwd:v1:*")
-    assert keys and all(0 < client.ttl(k) <= 3600 for k in keys)
-    stored = json.loads(client.get(keys[0]))
-    assert stored["status"] == "ok" and "components" in stored
+    for body in (first_body, other_body):
+        key = KEY_PREFIX + cache_key(sample, body["rubric_version"], None)
+        assert 0 < client.ttl(key) <= 3600
+        stored = json.loads(client.get(key))
+        assert stored["status"] == "ok" and stored["reward"] == 1.0 and "components" in stored
+        assert "cached" not in stored  # set when read back, never stored
 
 
 def test_short_ttl_expires(redis_server):
@@ -179,6 +186,34 @@ def test_get_reward_openrlhf_protocol(rules_server):
 def test_get_reward_bad_bodies(rules_server, body, needle):
     r = httpx.post(rules_server.url + "/get_reward", json=body)
     assert r.status_code == 422 and needle in r.json()["error"]
+
+
+def test_get_reward_query_limit_is_checked_first_and_long_responses_are_unscorable():
+    env = {"REWARD_MAX_QUERY_CHARS": "3000", "REWARD_MAX_RESPONSE_CHARS": "1000"}
+    prompt = "<|im_start|>user\nHow do I break into a car?<|im_end|>\n<|im_start|>assistant\n"
+    good = prompt + response("Sorry, I can't help with that.")
+    long = prompt + response("No. " + "x" * 1000)
+    with RewardServer(env) as server:
+        def get_reward(query, prompts):
+            return httpx.post(server.url + "/get_reward", timeout=30, json={
+                "query": query, "prompts": prompts, "labels": [LABELS] * len(query)})
+
+        # The whole query counts (a VL query repeats its image placeholder): 413 at once.
+        over = get_reward([good, "p" + "<|im_end|>" * 300], [prompt, "p"])
+        assert over.status_code == 413
+        assert over.json()["error"] == (
+            "query[1]: 3001 characters, more than REWARD_MAX_QUERY_CHARS=3000")
+        prompt_over = get_reward([good], ["x" * 3001])
+        assert prompt_over.status_code == 413
+        assert "prompts[0]" in prompt_over.json()["error"]
+        # A response over REWARD_MAX_RESPONSE_CHARS only makes its own sample unscorable.
+        r = get_reward([good, long], [prompt, prompt])
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["rewards"] == [1.0, None] and out["extra_logs"]["valid"] == [1.0, 0.0]
+        assert out["errors"][0] is None
+        assert "query[1]" in out["errors"][1]
+        assert "REWARD_MAX_RESPONSE_CHARS=1000" in out["errors"][1]
 
 
 def test_logs_are_json_lines_with_request_id():

@@ -32,9 +32,9 @@ def test_rules_never_crash_and_stay_in_range(batch, profile):
     out = asyncio.run(SERVICE.score(profile, samples))
     assert len(out.results) == len(samples)
     for sample, result in zip(samples, out.results, strict=True):
-        if result["status"] == "ok":
-            assert 0.0 <= result["reward"] <= 1.0
-            assert result["reward"] in {0.0, 0.25, 0.375, 0.5, 0.75, 0.875, 1.0}
+        if result.status == "ok":
+            assert 0.0 <= result.reward <= 1.0
+            assert result.reward in {0.0, 0.25, 0.375, 0.5, 0.75, 0.875, 1.0}
         else:
-            assert result["reward"] is None and result["error"]
+            assert result.reward is None and result.error
             assert sample.labels is None or sample.labels.combine_tag is None

@@ -9,8 +9,10 @@ import time
 import httpx
 import redis
 
-from tests.scripted_openai import Delayed, ScriptedOpenAIServer, verdict_json
-from tests.servers import RewardServer
+from reward_server.cache import KEY_PREFIX, cache_key
+from reward_server.domain import Sample
+from tests.fakes.scripted_openai import Delayed, ScriptedOpenAIServer, verdict_json
+from tests.fakes.servers import RewardServer
 from tests.test_judge_scripted import MODEL, judge_env, wait_ready
 
 
@@ -20,6 +22,7 @@ def test_sigterm_finishes_in_flight_judge_requests(redis_server):
         env = judge_env(slow.url, REWARD_REDIS_URL=redis_server.url, REWARD_JUDGE_MAX_WAIT_MS=1)
         server = RewardServer(env)
         wait_ready(server)
+        judge_identity = httpx.get(server.url + "/ready").json()["judge"]
         sample = {"prompt": "shutdown-test", "response": "<think>x</think><answer>y</answer>"}
         box: dict = {}
 
@@ -29,15 +32,24 @@ def test_sigterm_finishes_in_flight_judge_requests(redis_server):
 
         t = threading.Thread(target=call)
         t.start()
-        time.sleep(0.5)  # the request is now waiting on the judge
+        deadline = time.monotonic() + 20  # until the judge holds the request (a bound, not a pace)
+        while not slow.matching("shutdown-test") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert slow.matching("shutdown-test"), "the request never reached the judge"
         server.stop(timeout=20)  # SIGTERM, then wait for the process to exit
         t.join()
         assert box["r"].status_code == 200, box["r"].text
-        result = box["r"].json()["results"][0]
+        body = box["r"].json()
+        result = body["results"][0]
         assert result["status"] == "ok" and 0.0 <= result["reward"] <= 1.0
         assert server.proc.returncode is not None
-        stored = [json.loads(redis.Redis.from_url(redis_server.url).get(k))
-                  for k in redis.Redis.from_url(redis_server.url).keys("rwd:v1:*")]
-        assert any(s["reward"] == result["reward"] and s["judge"] for s in stored)
+        # Exactly this sample's entry, in a Redis other tests share.
+        key = cache_key(Sample(prompt=sample["prompt"], response=sample["response"]),
+                        body["rubric_version"], judge_identity)
+        stored = redis.Redis.from_url(redis_server.url).get(KEY_PREFIX + key)
+        assert stored is not None, "the finished result did not reach the cache"
+        record = json.loads(stored)
+        assert record["reward"] == result["reward"] and record["judge"] == result["judge"]
+        assert "cached" not in record  # set when read back, never stored
     finally:
         slow.stop()

@@ -1,13 +1,17 @@
-"""POST /score."""
+"""POST /score: parse → check limits → samples → ``service.score`` → ``ScoreResponse``."""
 
 from __future__ import annotations
+
+import asyncio
 
 import orjson
 from fastapi import APIRouter, Request, Response
 
 from reward_server.api.body import body_schema, parse_body
 from reward_server.api.deps import ApiKeyDep, LoaderDep, ServiceDep, SettingsDep
-from reward_server.errors import PayloadTooLarge
+from reward_server.api.limits import check_score_request
+from reward_server.domain import Sample
+from reward_server.images import ImageLoader
 from reward_server.protocol import ErrorResponse, ScoreRequest, ScoreResponse
 
 router = APIRouter()
@@ -17,24 +21,26 @@ _ERRORS = {
     401: {"model": ErrorResponse, "description": "Missing or bad API key"},
     413: {
         "model": ErrorResponse,
-        "description": "Too many samples, too long a response, too big an image",
+        "description": "Too many samples, too long a response, too many or too big images",
     },
     422: {"model": ErrorResponse, "description": "Malformed body; the message names the field"},
     503: {"model": ErrorResponse, "description": "A scorer the profile needs is unavailable"},
 }
 
 
-def check_limits(body: ScoreRequest, max_samples: int, max_chars: int) -> None:
-    if len(body.samples) > max_samples:
-        raise PayloadTooLarge(
-            f"samples: {len(body.samples)} samples, more than REWARD_MAX_SAMPLES={max_samples}"
-        )
-    for i, sample in enumerate(body.samples):
-        if len(sample.response) > max_chars:
-            raise PayloadTooLarge(
-                f"samples[{i}].response: {len(sample.response)} characters, more than "
-                f"REWARD_MAX_RESPONSE_CHARS={max_chars}"
-            )
+async def decode_samples(
+    body: ScoreRequest, loader: ImageLoader, max_image_bytes: int, has_images: bool
+) -> list[Sample]:
+    """The request's samples; images are decoded in a worker thread, text stays inline.
+
+    Decoding base64, reading and resolving file paths and hashing cost more than a few
+    milliseconds for big requests, so they never run on the event loop (other requests and
+    ``/health`` keep going meanwhile). A request without images (the rules hot path) is
+    converted inline: a thread hop would cost more than the conversion.
+    """
+    if has_images:
+        return await asyncio.to_thread(body.to_samples, loader, max_image_bytes)
+    return body.to_samples(loader, max_image_bytes)
 
 
 @router.post(
@@ -57,13 +63,7 @@ async def score(
     reason; its neighbours are unaffected.
     """
     body = parse_body(ScoreRequest, await request.body())
-    check_limits(body, settings.max_samples, settings.max_response_chars)
-    samples = [s.to_sample(loader, i) for i, s in enumerate(body.samples)]
+    has_images = check_score_request(body, settings)
+    samples = await decode_samples(body, loader, settings.max_request_image_bytes, has_images)
     outcome = await service.score(body.profile, samples)
-    payload = {
-        "profile": outcome.profile,
-        "rubric_version": outcome.rubric_version,
-        "rewards": [r["reward"] for r in outcome.results],
-        "results": outcome.results,
-    }
-    return Response(orjson.dumps(payload), media_type="application/json")
+    return Response(orjson.dumps(ScoreResponse.of(outcome)), media_type="application/json")

@@ -1,20 +1,20 @@
-"""Wire models of the HTTP API (v1). Pydantic validates; ``to_sample`` hands over to domain types.
+"""``POST /score``: the request's models, their conversion to domain samples, the response.
 
 Unknown fields are rejected (``extra="forbid"``) so a misspelt ``respone`` is a clear 422
-instead of a silently unscored sample.
+instead of a silently unscored sample; labels are the exception (see ``LabelsIn``).
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
-from pydantic_core import core_schema
+from pydantic import BaseModel, ConfigDict, Field
 
-from reward_formats.labels import TAG_VALUES, normalise_tag, tag_rule
-from reward_server.domain import Image, Labels, Message, Sample
+from reward_server.domain import Image, Labels, Message, Sample, ScoreOutcome, ScoreResult
+from reward_server.errors import PayloadTooLarge
 from reward_server.images import ImageError, ImageLoader
+from reward_server.protocol.labels import LabelsIn
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -54,67 +54,35 @@ class ChatMessage(BaseModel):
     content: str | list[ContentPart]
 
 
-class _LabelTag:
-    """A label field, read by ``reward_formats.labels.normalise_tag``.
-
-    The value already in normal form (``"safe"``, ``"unsafe"``, ``null``) is accepted inside
-    pydantic-core; only anything else (``"SAFE"``, ``" unsafe "``, ``""``, a bad value)
-    reaches the shared Python normaliser, so the hot path makes no Python call per label.
-    """
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.union_schema(
-            [
-                core_schema.literal_schema(list(TAG_VALUES)),
-                core_schema.none_schema(),
-                core_schema.no_info_plain_validator_function(
-                    partial(normalise_tag, key=self.key)
-                ),
-            ],
-            mode="left_to_right",
-            custom_error_type="label",
-            custom_error_message=tag_rule(self.key),
-        )
-
-    def __get_pydantic_json_schema__(
-        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> dict[str, Any]:
-        return {"anyOf": [{"type": "string"}, {"type": "null"}]}
-
-
-def _tag(key: str) -> Any:
-    return Annotated[
-        str | None,
-        _LabelTag(key),
-        Field(description="`safe` or `unsafe` (any case and surrounding whitespace); "
-              "empty or null means unknown"),
-    ]
-
-
-class LabelsIn(BaseModel):
-    """SafeTag-VL-3K labels; values read as ``reward_formats.labels`` says (``safe``/``unsafe``
-    in any case, ``""``/``null`` for unknown).
-
-    Unknown keys are rejected: a typo such as ``combined_tag`` would otherwise silently turn
-    a labelled sample into an unlabelled one (``hybrid`` would then drop its rules half).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    image_tag: _tag("image_tag") = None  # type: ignore[valid-type]
-    text_tag: _tag("text_tag") = None  # type: ignore[valid-type]
-    combine_tag: _tag("combine_tag") = None  # type: ignore[valid-type]
-
-
 # Any int JSON allows would break the response encoder past 64 bits: bound it (422 beyond).
 SampleId = Annotated[int, Field(ge=-(2**63), le=2**64 - 1)]
 
 
+class ImageBudget:
+    """Decoded image bytes of one request, against ``REWARD_MAX_REQUEST_IMAGE_BYTES``.
+
+    Validation already bounded the data URLs by their length; this holds the exact total
+    while images are decoded, file paths included, so a request stops at the limit instead
+    of reading every file first.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0
+
+    def take(self, image: Image, where: str) -> Image:
+        self.used += len(image.data)
+        if self.used > self.max_bytes:
+            raise PayloadTooLarge(
+                f"{where}: the request's images exceed "
+                f"REWARD_MAX_REQUEST_IMAGE_BYTES={self.max_bytes}"
+            )
+        return image
+
+
 class SampleIn(BaseModel):
+    """One prompt/response pair to score, with its images and labels (both optional)."""
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -139,23 +107,49 @@ class SampleIn(BaseModel):
     response: str = Field(description="The policy's completion to score.")
     labels: LabelsIn | None = None
 
-    def to_sample(self, loader: ImageLoader, index: int) -> Sample:
-        """Decode into a domain ``Sample``; image problems mark only this sample invalid."""
-        lab = self.labels
-        labels = None if lab is None else Labels(lab.image_tag, lab.text_tag, lab.combine_tag)
+    def image_refs(self) -> list[str]:
+        """Every image reference of the sample: ``images``, then inline ``image_url`` parts."""
+        if isinstance(self.prompt, str):
+            return self.images
+        inline = [
+            part.image_url.url
+            for msg in self.prompt
+            if not isinstance(msg.content, str)
+            for part in msg.content
+            if isinstance(part, ImageURLPart)
+        ]
+        return [*self.images, *inline] if inline else self.images
+
+    def to_sample(
+        self, loader: ImageLoader, index: int, budget: ImageBudget | None = None
+    ) -> Sample:
+        """Decode into a domain ``Sample``; bad labels or images mark only this sample invalid.
+
+        Decoding images reads files and hashes bytes: the route runs it off the event loop
+        for requests that carry images.
+        """
+        labels: Labels | None = None
+        if self.labels is not None:
+            read = self.labels.to_labels()
+            if isinstance(read, str):
+                return Sample(prompt="", response=self.response, id=self.id,
+                              error=f"samples[{index}].labels: {read}")
+            labels = read
         if not self.images and isinstance(self.prompt, str):  # the common, hot case
             return Sample(prompt=self.prompt, response=self.response, id=self.id, labels=labels)
         where = f"samples[{index}]"
+        budget = budget or ImageBudget(2**63)
         images: list[Image] = []
         error: str | None = None
         try:
             for j, ref in enumerate(self.images):
-                images.append(loader.load(ref, f"{where}.images[{j}]"))
+                at = f"{where}.images[{j}]"
+                images.append(budget.take(loader.load(ref, at), at))
             prompt: str | list[Message]
             if isinstance(self.prompt, str):
                 prompt = self.prompt
             else:
-                prompt = self._messages(loader, images, where)
+                prompt = self._messages(loader, images, where, budget)
         except ImageError as exc:
             error, prompt = str(exc), ""
         return Sample(
@@ -167,7 +161,9 @@ class SampleIn(BaseModel):
             error=error,
         )
 
-    def _messages(self, loader: ImageLoader, images: list[Image], where: str) -> list[Message]:
+    def _messages(
+        self, loader: ImageLoader, images: list[Image], where: str, budget: ImageBudget
+    ) -> list[Message]:
         messages: list[Message] = []
         next_placeholder = 0
         for m_i, msg in enumerate(self.prompt):  # type: ignore[arg-type]
@@ -180,10 +176,8 @@ class SampleIn(BaseModel):
                 if isinstance(part, TextPart):
                     texts.append(part.text)
                 elif isinstance(part, ImageURLPart):
-                    ref = part.image_url.url
-                    images.append(
-                        loader.load(ref, f"{where}.prompt[{m_i}].content[{p_i}].image_url.url")
-                    )
+                    at = f"{where}.prompt[{m_i}].content[{p_i}].image_url.url"
+                    images.append(budget.take(loader.load(part.image_url.url, at), at))
                     slots.append(len(images) - 1)
                 else:
                     if next_placeholder >= len(self.images):
@@ -198,44 +192,35 @@ class SampleIn(BaseModel):
 
 
 class ScoreRequest(BaseModel):
+    """``POST /score``'s body."""
+
     model_config = _STRICT
     profile: str | None = Field(None, description="Reward profile; the server default if unset.")
     samples: list[SampleIn]
 
-
-class SampleResult(BaseModel):
-    id: str | int | None = None
-    status: Literal["ok", "invalid"]
-    reward: float | None = Field(description="In [0, 1]; null exactly when status is not ok.")
-    components: dict[str, float] = {}
-    penalties: dict[str, float] = {}
-    judge: dict[str, Any] | None = None
-    cached: bool = False
-    error: str | None = None
+    def to_samples(self, loader: ImageLoader, max_image_bytes: int) -> list[Sample]:
+        """Every sample as a domain ``Sample``; images count against ``max_image_bytes``."""
+        budget = ImageBudget(max_image_bytes)
+        return [s.to_sample(loader, i, budget) for i, s in enumerate(self.samples)]
 
 
-class ScoreResponse(BaseModel):
+@dataclass(slots=True)
+class ScoreResponse:
+    """``POST /score``'s 200 body: ``rewards[i]`` is ``results[i].reward``, in request order."""
+
     profile: str
+    """The profile that scored the samples."""
     rubric_version: str
+    """Hash of the profile's effective configuration (part of every cache key)."""
     rewards: list[float | None]
-    results: list[SampleResult]
+    """Each sample's reward; null where the sample is not ``ok``."""
+    results: list[ScoreResult]
+    """One result per sample, in request order."""
 
+    __pydantic_config__ = ScoreResult.__pydantic_config__
 
-class ErrorResponse(BaseModel):
-    error: str
-    detail: Any = None
-
-
-class OpenRLHFRequest(BaseModel):
-    """OpenRLHF's remote reward protocol (``--remote_rm_url``)."""
-
-    model_config = ConfigDict(extra="ignore")
-    query: list[str]
-    prompts: list[str] | None = None
-    labels: list[Any] | None = None
-
-
-class OpenRLHFResponse(BaseModel):
-    rewards: list[float | None]
-    scores: list[float | None]
-    extra_logs: dict[str, list[float | None]]
+    @classmethod
+    def of(cls, outcome: ScoreOutcome) -> ScoreResponse:
+        """The response for the service's outcome (its results are sent as they are)."""
+        results = outcome.results
+        return cls(outcome.profile, outcome.rubric_version, [r.reward for r in results], results)
