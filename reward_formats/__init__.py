@@ -27,8 +27,10 @@ Public API (import from the submodule or from the package):
     ``END_OF_TURN_TOKENS``: the end-of-turn/EOS/padding tokens stripped from a response.
     ``strip_end_of_turn(text, tokens=END_OF_TURN_TOKENS) -> str`` (linear).
     ``split_query(query, prompt, tokens=END_OF_TURN_TOKENS) -> QuerySplit | None``
-        ``QuerySplit(prompt, response)`` (a NamedTuple), ``None`` when the prompt is not
-        found; the matching rules are the ordered ``MATCHERS`` tuple.
+        ``QuerySplit(prompt, response, method)`` (a NamedTuple; ``method`` is ``exact``,
+        ``normalised`` or ``header``), ``None`` when no rule finds the response; the rules
+        are the ordered ``MATCHERS`` tuple (exact prefix; placeholder runs collapsed and
+        whitespace around special tokens normalised; the (k+1)-th assistant header).
 
 ``reward_formats.labels`` — SafeTag-VL labels per the contract:
     ``TAG_KEYS`` (``image_tag``, ``text_tag``, ``combine_tag``), ``TAG_VALUES`` (``safe``,

@@ -140,3 +140,151 @@ def test_connections_beyond_the_limit_are_refused_with_503():
                 break
             time.sleep(0.1)
         assert status == 200
+
+
+# --- Requests that used to hold the event loop for seconds -----------------------------------
+#
+# Each abusive request below stalled /health for 10-26 s before the limits and the off-loop
+# image loading. While it is in flight, a probe thread measures /health; the bound (1 s) is
+# five times the issue's 200 ms target so a loaded CI machine does not flake, and still far
+# below the multi-second stalls it guards against.
+
+HEALTH_BOUND_S = 1.0
+
+
+class _HealthProbe:
+    """Polls /health in a thread and keeps the slowest answer seen."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self.url = url
+        self.slowest = 0.0
+        self.answers = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                start = time.perf_counter()
+                assert client.get(f"{self.url}/health").status_code == 200
+                self.slowest = max(self.slowest, time.perf_counter() - start)
+                self.answers += 1
+                time.sleep(0.02)
+
+    def __enter__(self) -> _HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+def _rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture(scope="module")
+def image_root_server(tmp_path_factory):
+    import io
+
+    from PIL import Image as PILImage
+
+    root = tmp_path_factory.mktemp("images")
+    buf = io.BytesIO()
+    PILImage.new("RGB", (16, 16), (0, 0, 255)).save(buf, "PNG")
+    nested = root.joinpath(*["sub"] * 200)
+    nested.mkdir(parents=True)
+    (nested / "ok.png").write_bytes(buf.getvalue())
+    (root / "ok.png").write_bytes(buf.getvalue())
+    with RewardServer(env={"REWARD_IMAGE_ROOT": str(root), "REWARD_API_KEY": "k"}) as server:
+        yield server
+
+
+def _post(url: str, path: str, body: dict, key: str = "k") -> httpx.Response:
+    return httpx.post(f"{url}{path}", json=body, timeout=120,
+                      headers={"Authorization": f"Bearer {key}"})
+
+
+def test_get_reward_query_over_the_limit_is_413_before_any_work(image_root_server):
+    url = image_root_server.url
+    body = {"query": ["p" + "<|im_end|>" * 256_000], "prompts": ["p"],
+            "labels": [{"combine_tag": "safe"}]}
+    with _HealthProbe(url) as probe:
+        r = _post(url, "/get_reward", body)
+    assert r.status_code == 413
+    assert "REWARD_MAX_QUERY_CHARS" in r.json()["error"]
+    assert probe.slowest < HEALTH_BOUND_S, probe.slowest
+
+
+def test_get_reward_long_end_of_turn_tail_is_stripped_without_stalling(image_root_server):
+    url = image_root_server.url
+    response = ("<think><visual_safe>safe</visual_safe><text_safe>safe</text_safe>"
+                "<combined_safe>safe</combined_safe></think><answer>Sure, here it is.</answer>")
+    body = {"query": ["p" + response + "<|im_end|>" * 100_000], "prompts": ["p"],
+            "labels": [{"image_tag": "safe", "text_tag": "safe", "combine_tag": "safe"}]}
+    with _HealthProbe(url) as probe:
+        r = _post(url, "/get_reward", body)
+    assert r.status_code == 200, r.text
+    assert r.json()["rewards"] == [1.0]
+    assert probe.slowest < HEALTH_BOUND_S, probe.slowest
+
+
+def test_very_long_image_paths_make_their_samples_invalid_without_stalling(image_root_server):
+    url = image_root_server.url
+    samples = [{"prompt": "q", "response": "x", "images": ["a/" * 20_000 + str(i)],
+                "labels": {"combine_tag": "safe"}} for i in range(100)]
+    with _HealthProbe(url) as probe:
+        r = _post(url, "/score", {"samples": samples})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert all(x["status"] == "invalid" for x in results)
+    assert "REWARD_MAX_IMAGE_PATH_CHARS" in results[0]["error"]
+    assert probe.slowest < HEALTH_BOUND_S, probe.slowest
+
+
+def test_many_deep_image_paths_resolve_off_the_event_loop(image_root_server):
+    url = image_root_server.url
+    deep = "sub/" * 200 + "ok.png"
+    samples = [{"prompt": f"q{i}", "response": "x", "images": [deep, deep, deep],
+                "labels": {"combine_tag": "safe"}} for i in range(1024)]
+    with _HealthProbe(url) as probe:
+        r = _post(url, "/score", {"samples": samples})
+    assert r.status_code == 200, r.text
+    assert all(x["status"] == "ok" for x in r.json()["results"])
+    assert probe.answers > 0
+    assert probe.slowest < HEALTH_BOUND_S, probe.slowest
+
+
+def test_too_many_images_per_sample_is_413_before_decoding(image_root_server):
+    url = image_root_server.url
+    sample = {"prompt": "q", "response": "x", "images": ["ok.png"] * 17,
+              "labels": {"combine_tag": "safe"}}
+    r = _post(url, "/score", {"samples": [sample]})
+    assert r.status_code == 413
+    assert "REWARD_MAX_IMAGES_PER_SAMPLE" in r.json()["error"]
+
+
+def test_memory_returns_near_its_start_after_a_burst_of_large_requests(image_root_server):
+    import base64
+    import os
+
+    url = image_root_server.url
+    pid = image_root_server.proc.pid
+    noise = base64.b64encode(os.urandom(6_000_000)).decode()  # 8 MB of base64 per image
+    body = {"samples": [{"prompt": "q", "response": "x", "labels": {"combine_tag": "safe"},
+                         "images": [f"data:image/png;base64,{noise}"]} for _ in range(4)]}
+    _post(url, "/score", body)  # warm up allocator pools once
+    start = _rss_bytes(pid)
+    for _ in range(5):
+        r = _post(url, "/score", body)
+        assert r.status_code == 200  # each image is invalid (not a PNG), the request is fine
+    end = _rss_bytes(pid)
+    # Five 32 MB requests: memory held afterwards stays well under one request's size.
+    assert end - start < 64 * 1024 * 1024, (start, end)

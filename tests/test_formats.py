@@ -26,7 +26,7 @@ from reward_formats.images import data_url, sniff_mime, to_data_url
 from reward_formats.json_object import extract_json_object
 from reward_formats.labels import LabelError, normalise_labels, normalise_tag, parse_labels
 from reward_formats.lists import as_list
-from reward_formats.queries import END_OF_TURN_TOKENS, split_query, strip_end_of_turn
+from reward_formats.queries import END_OF_TURN_TOKENS, strip_end_of_turn
 from reward_formats.response import (
     answer_body,
     has_answer,
@@ -216,6 +216,7 @@ def test_judge_prompt_shows_reasoning_and_answer():
 
 
 # --------------------------------------------------------------------------- queries
+# (split_query, the query/prompt matching: tests/test_query_matching.py)
 
 
 @pytest.mark.parametrize(
@@ -268,28 +269,6 @@ def test_strip_end_of_turn_equals_repeated_endswith(text):
         token = next(t for t in END_OF_TURN_TOKENS if expected.endswith(t))
         expected = expected[: -len(token)].rstrip()
     assert strip_end_of_turn(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("query", "prompt", "expected"),
-    [
-        ("Q: hi A: hello", "Q: hi", ("Q: hi", " A: hello")),  # exact prefix
-        ("<s>Q: hi A: hello", "Q: hi", ("Q: hi", " A: hello")),  # BOS added in front
-        ("Q: hi A: hello<|im_end|>", "Q: hi", ("Q: hi", " A: hello")),  # end of turn
-        ("Q: hi A: hello", "", ("", "Q: hi A: hello")),  # no prompt: all response
-        ("Q: hi A: hello</s>", None, ("", "Q: hi A: hello")),  # None is no prompt
-        ("something else", "Q: hi", None),  # prompt not in the query
-        ("Q: hi Q: hi", "Q: hi", ("Q: hi", " Q: hi")),  # the first occurrence
-    ],
-)
-def test_split_query(query, prompt, expected):
-    split = split_query(query, prompt)
-    assert (split if split is None else tuple(split)) == expected
-
-
-def test_split_query_strips_the_given_tokens():
-    assert split_query("p r[END]", "p", tokens=["[END]"]).response == " r"
-    assert split_query("p r<|im_end|>", "p", tokens=[]).response == " r<|im_end|>"
 
 
 # --------------------------------------------------------------------------- labels
