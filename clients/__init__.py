@@ -6,7 +6,8 @@
 
 - ``RewardClient`` / ``AsyncRewardClient``: ``score(samples, profile=None) -> list[Result]``,
   with chunking of large batches, bounded concurrency and retries (503, timeouts, connection
-  errors; never 4xx).
+  errors; never 4xx). A sample with bad labels or images gets an ``invalid`` result on its
+  own (never sent); a malformed one (unknown field, no response) raises.
 - ``trl_reward(url=..., profile=...)``: an async reward function for TRL's ``GRPOTrainer``.
 - ``clients.adapters.verl.compute_score`` / ``compute_score_batch``: verl custom rewards.
 - ``clients.adapters.openrlhf``: OpenRLHF ``--remote_rm_url`` (HTTP or file mode).
@@ -27,6 +28,7 @@ from clients.errors import (
     RewardConnectionError,
     RewardServiceError,
     RewardTimeout,
+    SampleDataError,
 )
 from clients.models import Result
 from clients.retry import RetryPolicy
@@ -42,6 +44,7 @@ __all__ = [
     "RewardConnectionError",
     "RewardServiceError",
     "RewardTimeout",
+    "SampleDataError",
     "TRLReward",
     "trl_reward",
 ]

@@ -1,17 +1,21 @@
 """``python -m clients score IN.jsonl -o OUT.jsonl``: score a JSONL file of samples, resumably.
 
 Each input line is a contract sample (``id``, ``prompt``, ``images``, ``response``, ``labels``;
-SafeTag-VL's top-level ``image_tag``/``text_tag``/``combine_tag`` columns are folded into
-``labels``; other fields are ignored with a warning). Image paths are read relative to the
-input file's directory and sent as data URLs. A row without ``id`` gets its line number
-(1-based) as id.
+SafeTag-VL's top-level ``image_tag``/``text_tag``/``combine_tag`` columns, and any other
+top-level ``*_tag`` key, are folded into ``labels``; other fields are ignored with a warning).
+Image paths are local files, read relative to the input file's directory and sent as data
+URLs. A row without ``id`` gets its line number (1-based) as id.
 
 Each output line is one result (``Result.to_json()``: id, status, reward, components,
 penalties, judge, cached, error, profile, rubric_version), in input order. Output is flushed
 after every window of ``chunk_size * concurrency`` rows; re-running with the same ``-o`` skips
 the ids already there (a line cut short by a kill is dropped first), so an interrupted run
-picks up where it stopped. A row that cannot be sent (not JSON, unreadable image) is written
-as ``invalid`` with a ``client:`` reason. A summary table goes to stdout at the end.
+picks up where it stopped. A row that cannot be sent (not JSON, bad labels, an image file
+that is not there) is written as ``invalid`` with a ``client:`` reason. Rewards, components
+and penalties are written rounded to 6 decimals. A summary table goes to stdout at the end.
+
+When the service refuses a request (a row over its limits), the run stops with exit code 1
+and the error names the row by its input line; fix it and run the same command again.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -28,10 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from clients._base import DEFAULT_URL
-from clients.errors import InvalidSampleError, RewardClientError
+from clients.errors import InvalidSampleError, RewardClientError, RewardServiceError, rename_samples
 from clients.models import Result, component_means, mean
 from clients.samples import SAMPLE_KEYS, normalise_sample
-from reward_formats import TAG_KEYS
+from reward_formats import is_tag_key
+
+#: decimals of the rewards, components and penalties written to the output
+DECIMALS = 6
 
 
 @dataclass
@@ -133,8 +141,18 @@ def load_done(path: Path) -> set[str]:
     return done
 
 
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One input row: its line number, id, and the sample to send or the result made here."""
+
+    line: int
+    id: Any
+    sample: dict | None
+    local: Result | None
+
+
 class _Rows:
-    """Input rows as ``(id, sample | None, local_result | None)``, skipping done ids."""
+    """Input ``Row``s in file order, skipping done ids."""
 
     def __init__(self, path: Path, done: set[str]) -> None:
         self.path = path
@@ -142,7 +160,7 @@ class _Rows:
         self.ignored: set[str] = set()
         self.duplicates = 0
 
-    def __iter__(self) -> Iterator[tuple[Any, dict | None, Result | None]]:
+    def __iter__(self) -> Iterator[Row]:
         base_dir = self.path.parent
         seen: set[str] = set()
         with self.path.open(encoding="utf-8") as f:
@@ -158,17 +176,19 @@ class _Rows:
                         line_no, f"client: line {line_no} is not a JSON object: {exc}")
                 else:
                     id_ = row.get("id", line_no)
-                    sample, local = self._sample(row, id_, base_dir)
+                    sample, local = self._sample(row, id_, line_no, base_dir)
                 key = _key(id_)
                 if key in self.done or key in seen:
                     self.duplicates += key in seen
                     continue
                 seen.add(key)
-                yield id_, sample, local
+                yield Row(line_no, id_, sample, local)
 
-    def _sample(self, row: dict, id_: Any, base_dir: Path) -> tuple[dict | None, Result | None]:
+    def _sample(
+        self, row: dict, id_: Any, line_no: int, base_dir: Path
+    ) -> tuple[dict | None, Result | None]:
         row = dict(row)
-        tags = {k: row.pop(k) for k in TAG_KEYS if k in row}
+        tags = {k: row.pop(k) for k in list(row) if is_tag_key(k)}  # a typo is an error too
         if tags and row.get("labels") is None:
             row["labels"] = tags
         extra = set(row) - SAMPLE_KEYS
@@ -178,7 +198,7 @@ class _Rows:
         try:
             return normalise_sample(sample, base_dir), None
         except InvalidSampleError as exc:
-            return None, Result.invalid(id_, f"client: {exc}")
+            return None, Result.invalid(id_, f"client: line {line_no}: {exc}")
 
 
 def _count_lines(path: Path) -> int:
@@ -199,15 +219,18 @@ async def _run(args: ScoreArguments, rows: _Rows, out, bar, transport=None) -> i
         chunk_size=args.chunk_size, max_concurrency=args.concurrency, profile=args.profile,
         transport=transport,
     ) as client:
-        batch: list[tuple[Any, dict | None, Result | None]] = []
+        batch: list[Row] = []
 
         async def flush() -> None:
             nonlocal written
-            to_send = [s for _, s, _ in batch if s is not None]
-            scored = iter(await client.score(to_send) if to_send else [])
-            for _, sample, local in batch:
-                result = local if sample is None else next(scored)
-                out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+            to_send = [row for row in batch if row.sample is not None]
+            try:
+                scored = iter(await client.score([r.sample for r in to_send]) if to_send else [])
+            except RewardServiceError as exc:
+                raise _by_line(exc, to_send) from exc
+            for row in batch:
+                result = row.local if row.sample is None else next(scored)
+                out.write(json.dumps(_rounded(result.to_json()), ensure_ascii=False) + "\n")
             out.flush()
             written += len(batch)
             bar.update(len(batch))
@@ -220,6 +243,32 @@ async def _run(args: ScoreArguments, rows: _Rows, out, bar, transport=None) -> i
         if batch:
             await flush()
     return written
+
+
+def _by_line(exc: RewardServiceError, sent: list[Row]) -> RewardServiceError:
+    """``exc`` with each ``samples[k]`` of its message (the k-th row sent) named by its line."""
+
+    def line(k: int, dotted: bool) -> str | None:
+        return f"line {sent[k].line}" + (": " if dotted else "") if k < len(sent) else None
+
+    return RewardServiceError(exc.status, rename_samples(exc.message, line), exc.url,
+                              exc.retry_after)
+
+
+def _rounded(result: dict[str, Any]) -> dict[str, Any]:
+    """The reward, components and penalties to ``DECIMALS`` places: ``0.925``, not float
+    noise such as ``0.9249999999999999``."""
+
+    def r(value: Any) -> Any:
+        finite = isinstance(value, float) and math.isfinite(value)
+        return round(value, DECIMALS) if finite else value
+
+    out = dict(result)
+    out["reward"] = r(out.get("reward"))
+    for key in ("components", "penalties"):
+        if isinstance(out.get(key), dict):
+            out[key] = {name: r(value) for name, value in out[key].items()}
+    return out
 
 
 def summarize(path: Path) -> dict[str, Any]:
@@ -246,14 +295,18 @@ def format_summary(summary: dict[str, Any], new: int) -> str:
                                              else "")),
         ("ok", str(summary["ok"])),
         ("invalid", str(summary["invalid"])),
-        ("reward mean", f"{summary['reward_mean']:.4f}"),
+        ("reward mean", _number(summary["reward_mean"])),
     ]
-    rows += [(f"{name} mean", f"{value:.4f}") for name, value in summary["components"].items()]
+    rows += [(f"{name} mean", _number(value)) for name, value in summary["components"].items()]
     if summary["profiles"]:
         rows.append(("profile", ", ".join(summary["profiles"])))
     width = max(len(k) for k, _ in rows)
     line = "-" * (width + 2 + max(len(v) for _, v in rows))
     return "\n".join([line, *(f"{k:<{width}}  {v}" for k, v in rows), line])
+
+
+def _number(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.4f}"
 
 
 def main(args: ScoreArguments, transport: Any = None) -> int:
@@ -279,7 +332,9 @@ def main(args: ScoreArguments, transport: Any = None) -> int:
         try:
             new = asyncio.run(_run(args, rows, out, bar, transport))
         except RewardClientError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            tries = args.max_retries + 1
+            gave_up = f" (gave up after {tries} attempts)" if exc.retryable and tries > 1 else ""
+            print(f"error: {exc}{gave_up}", file=sys.stderr)
             new, code = bar.n - min(len(done), total), 1
         except KeyboardInterrupt:
             print("interrupted; run the same command again to resume", file=sys.stderr)
@@ -288,7 +343,12 @@ def main(args: ScoreArguments, transport: Any = None) -> int:
         print(f"ignored field(s) not in the contract: {sorted(rows.ignored)}", file=sys.stderr)
     if rows.duplicates:
         print(f"skipped {rows.duplicates} row(s) with a repeated id", file=sys.stderr)
-    print(format_summary(summarize(out_path), new))
+    summary = summarize(out_path)
+    if code == 0 or summary["count"]:
+        print(format_summary(summary, new))
+    if code == 1 and total > summary["count"]:
+        print(f"{total - summary['count']} row(s) not scored; run the same command again to "
+              "resume", file=sys.stderr)
     return code
 
 

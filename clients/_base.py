@@ -16,7 +16,13 @@ from typing import Any
 
 import httpx
 
-from clients.errors import InvalidSampleError, RewardClientError, RewardServiceError
+from clients.errors import (
+    InvalidSampleError,
+    RewardClientError,
+    RewardServiceError,
+    SampleDataError,
+    rename_samples,
+)
 from clients.models import Chunk, Result
 from clients.retry import RetryPolicy, parse_retry_after
 from clients.samples import normalise_sample
@@ -104,27 +110,41 @@ class BaseRewardClient:
         samples: Iterable[Mapping[str, Any]],
         profile: str | None,
         base_dir: str | Path | None = None,
-    ) -> tuple[int, list[Chunk]]:
-        """Normalise every sample (errors name the sample's index) and cut into chunks."""
-        wire = []
+    ) -> tuple[list[Result | None], list[Chunk]]:
+        """Normalise every sample and cut the sendable ones into chunks.
+
+        Returns one entry per sample: an ``invalid`` ``Result`` made here for a sample whose
+        labels or images break the contract (``SampleDataError``: never sent, the others
+        still are), ``None`` for a sample that goes into a chunk.
+
+        Raises:
+            InvalidSampleError: a malformed sample, named by its index; nothing is sent.
+        """
+        local: list[Result | None] = []
+        wire: list[tuple[int, dict[str, Any]]] = []
         for i, sample in enumerate(samples):
             try:
-                wire.append(normalise_sample(sample, base_dir))
+                wire.append((i, normalise_sample(sample, base_dir)))
+                local.append(None)
+            except SampleDataError as exc:
+                sample_id = sample.get("id") if isinstance(sample, Mapping) else None
+                local.append(Result.invalid(sample_id, f"client: {exc}"))
             except InvalidSampleError as exc:
                 raise InvalidSampleError(f"samples[{i}]: {exc}") from exc
         profile = profile if profile is not None else self.profile
         chunks = []
         for start in range(0, len(wire), self.chunk_size):
-            payload: dict[str, Any] = {"samples": wire[start : start + self.chunk_size]}
+            part = wire[start : start + self.chunk_size]
+            payload: dict[str, Any] = {"samples": [sample for _, sample in part]}
             if profile is not None:
                 payload["profile"] = profile
-            chunks.append(Chunk(start, payload))
-        return len(wire), chunks
+            chunks.append(Chunk(tuple(i for i, _ in part), payload))
+        return local, chunks
 
     def _parse(self, response: httpx.Response, chunk: Chunk) -> list[Result]:
         """Results of one chunk, or the service's error raised as ``RewardServiceError``."""
         if response.status_code != 200:
-            raise self._service_error(response)
+            raise self._service_error(response, chunk)
         try:
             body = response.json()
             profile, version = body.get("profile"), body.get("rubric_version")
@@ -139,16 +159,24 @@ class BaseRewardClient:
             )
         return results
 
-    def _service_error(self, response: httpx.Response) -> RewardServiceError:
+    def _service_error(self, response: httpx.Response, chunk: Chunk) -> RewardServiceError:
+        """The error reply as ``RewardServiceError``; a ``samples[k]`` in its message (the
+        k-th sample of this request) is renamed to the caller's index of that sample."""
         try:
             body = response.json()
             message = body.get("error") if isinstance(body, dict) else None
             message = message or response.text[:500]
         except ValueError:
             message = response.text[:500] or response.reason_phrase
+
+        def callers_index(k: int, dotted: bool) -> str | None:
+            if k >= len(chunk.indices):
+                return None
+            return f"samples[{chunk.indices[k]}]" + ("." if dotted else "")
+
         return RewardServiceError(
             response.status_code,
-            str(message),
+            rename_samples(str(message), callers_index),
             str(response.request.url) if response.request else self.score_url,
             parse_retry_after(response.headers.get("retry-after")),
         )
@@ -163,9 +191,13 @@ class BaseRewardClient:
         return delay
 
     @staticmethod
-    def _assemble(n: int, chunks: list[Chunk], parts: list[list[Result]]) -> list[Result]:
-        out: list[Result | None] = [None] * n
+    def _assemble(
+        local: list[Result | None], chunks: list[Chunk], parts: list[list[Result]]
+    ) -> list[Result]:
+        """One result per sample, in the caller's order: the local ones and the chunks'."""
+        out = list(local)
         for chunk, results in zip(chunks, parts, strict=True):
-            out[chunk.start : chunk.start + chunk.size] = results
+            for index, result in zip(chunk.indices, results, strict=True):
+                out[index] = result
         assert all(r is not None for r in out)
         return out  # type: ignore[return-value]

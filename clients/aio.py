@@ -40,10 +40,10 @@ class AsyncRewardClient(BaseRewardClient):
         base_dir: str | Path | None = None,
     ) -> list[Result]:
         """Score ``samples``; see ``RewardClient.score`` (same arguments, results, errors)."""
-        n, chunks = self._build_chunks(samples, profile, base_dir)
+        local, chunks = self._build_chunks(samples, profile, base_dir)
         if len(chunks) <= 1:
             parts = [await self._send(chunk) for chunk in chunks]
-            return self._assemble(n, chunks, parts)
+            return self._assemble(local, chunks, parts)
         gate = asyncio.Semaphore(self.max_concurrency)
 
         async def bounded(chunk: Chunk) -> list[Result]:
@@ -58,7 +58,7 @@ class AsyncRewardClient(BaseRewardClient):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        return self._assemble(n, chunks, list(parts))
+        return self._assemble(local, chunks, list(parts))
 
     async def _send(self, chunk: Chunk) -> list[Result]:
         attempt = 0

@@ -6,18 +6,25 @@ RewardClientError
 │                                          (or a 200 whose body does not fit the contract)
 ├── RewardTimeout                          no answer in time; the message names the URL
 ├── RewardConnectionError                  cannot connect, or the connection broke
-└── InvalidSampleError                     a sample the client cannot send (bad image, no response)
+└── InvalidSampleError                     a sample the client cannot send (no response, unknown
+    │                                      field, not an object): raised, nothing is sent
+    └── SampleDataError                    its labels or images break the contract: never raised
+                                           by ``score``; that sample alone gets an ``invalid``
+                                           ``Result`` (reward ``None``), as the service would do
 ```
 
 ``RewardTimeout`` is also a ``TimeoutError``, ``RewardConnectionError`` a ``ConnectionError`` and
 ``InvalidSampleError`` a ``ValueError``, so callers that catch the builtins keep working.
 
 httpx's exceptions are translated in one place, ``map_httpx_errors``, with ``raise … from exc``.
+The service names a bad sample by its place in one request (``samples[1]``);
+``rename_samples`` rewrites such references (to the caller's index, or a file's line).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
@@ -28,7 +35,9 @@ __all__ = [
     "RewardConnectionError",
     "RewardServiceError",
     "RewardTimeout",
+    "SampleDataError",
     "map_httpx_errors",
+    "rename_samples",
 ]
 
 
@@ -83,6 +92,30 @@ class RewardConnectionError(RewardClientError, ConnectionError):
 
 class InvalidSampleError(RewardClientError, ValueError):
     """A sample cannot be turned into a request (the message names the field)."""
+
+
+class SampleDataError(InvalidSampleError):
+    """A sample's labels or images break the contract (``"maybe"``, a ``combined_tag`` key, a
+    missing image file). The service makes only such a sample ``invalid``; the clients do the
+    same before sending, so one bad row never fails its batch."""
+
+
+_SAMPLE_REF = re.compile(r"samples\[(\d+)\](\.?)")
+
+
+def rename_samples(message: str, name: Callable[[int, bool], str | None]) -> str:
+    """``message`` with each ``samples[k]`` (optionally followed by ``.``) replaced by
+    ``name(k, dotted)``; a reference ``name`` returns ``None`` for is left as it was.
+
+    >>> rename_samples("samples[1].response: too long", lambda k, dot: f"line {k + 7}: ")
+    'line 8: response: too long'
+    """
+
+    def sub(match: re.Match[str]) -> str:
+        new = name(int(match[1]), bool(match[2]))
+        return match[0] if new is None else new
+
+    return _SAMPLE_REF.sub(sub, message)
 
 
 @contextmanager

@@ -73,9 +73,10 @@ class Result:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """One request's worth of samples: where they sit in the caller's list, and the body."""
+    """One request's worth of samples: where they sit in the caller's list (``indices[k]`` is
+    the caller's index of ``payload["samples"][k]``), and the body."""
 
-    start: int
+    indices: tuple[int, ...]
     payload: dict[str, Any]
 
     @property

@@ -5,6 +5,11 @@ paths, bytes or ``datasets`` dicts, and labels as dicts, JSON strings or a bare 
 module turns each into exactly what ``POST /score`` accepts (images inlined as data URLs,
 labels cleaned, no extra keys), or raises ``InvalidSampleError`` naming the field, before
 anything is sent. Reading a local image file is the one kind of I/O done here.
+
+Two kinds of error: a malformed sample (not an object, an unknown field, no ``response``)
+is the caller's bug and raises ``InvalidSampleError``; labels or images that break the
+contract are the data's problem and raise its subclass ``SampleDataError``, which the
+clients turn into an ``invalid`` result for that sample alone, as the service does.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from clients.errors import InvalidSampleError
+from clients.errors import InvalidSampleError, SampleDataError
 from reward_formats import LabelError, as_list, parse_labels, to_data_url
 
 __all__ = [
@@ -40,12 +45,17 @@ def encode_image(image: Any, base_dir: str | Path | None = None) -> str:
     ones resolved against ``base_dir``), read and inlined; raw ``bytes``; a PIL image (sent as
     PNG); a ``datasets`` image dict ``{"bytes": ..., "path": ...}``; an OpenAI-style
     ``{"url": ...}``. The MIME type is the one the bytes show (``reward_formats``, the same
-    sniffer the service checks with). A string that is neither a data URL nor an existing
-    file is sent unchanged: the service resolves it under ``REWARD_IMAGE_ROOT``, or marks
-    only that sample invalid with the reason (a remote URL, say).
+    sniffer the service checks with).
+
+    Without ``base_dir``, a string that is neither a data URL nor an existing file is sent
+    unchanged: the service resolves it under ``REWARD_IMAGE_ROOT``, or marks only that sample
+    invalid with the reason (a remote URL, say). With ``base_dir`` the caller says paths are
+    local files (the CLI reads them next to its input file), so a missing one is an error
+    here, named as written (``file not found: img/kitchen.png``).
 
     Raises:
-        InvalidSampleError: for a type that is none of the above, or an unreadable file.
+        SampleDataError: for a type that is none of the above, a missing file (with
+            ``base_dir``) or an unreadable one.
 
     >>> encode_image(b"GIF89a...")[:22]
     'data:image/gif;base64,'
@@ -53,7 +63,7 @@ def encode_image(image: Any, base_dir: str | Path | None = None) -> str:
     if isinstance(image, Mapping) and not image.get("bytes"):
         ref = image.get("path") or image.get("url") or (image.get("image_url") or {}).get("url")
         if not ref:
-            raise InvalidSampleError(f"image dict without bytes, path or url: keys {sorted(image)}")
+            raise SampleDataError(f"image dict without bytes, path or url: keys {sorted(image)}")
         return encode_image(ref, base_dir)
     if isinstance(image, str | os.PathLike):
         if isinstance(image, str) and (image[:5].lower() == "data:" or "://" in image[:12]):
@@ -62,14 +72,17 @@ def encode_image(image: Any, base_dir: str | Path | None = None) -> str:
         if base_dir is not None and not path.is_absolute():
             path = Path(base_dir) / path
         if not path.is_file():
-            return str(image)  # maybe a path under the server's REWARD_IMAGE_ROOT
+            if base_dir is None:
+                return str(image)  # maybe a path under the server's REWARD_IMAGE_ROOT
+            where = "" if Path(image).is_absolute() else f" (relative to {base_dir})"
+            raise SampleDataError(f"file not found: {image}{where}")
         image = path
     try:
         return to_data_url(image)
     except OSError as exc:
-        raise InvalidSampleError(f"cannot read image {image}: {exc}") from exc
+        raise SampleDataError(f"cannot read image {image}: {exc}") from exc
     except (TypeError, ValueError) as exc:
-        raise InvalidSampleError(f"cannot send this image: {exc}") from exc
+        raise SampleDataError(f"cannot send this image: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- prompts
@@ -135,8 +148,8 @@ def normalise_prompt(prompt: Any, base_dir: str | Path | None = None) -> str | l
         if not isinstance(content, str):
             try:
                 content = [_normalise_part(p, base_dir) for p in content]
-            except InvalidSampleError as exc:
-                raise InvalidSampleError(f"prompt[{i}].content: {exc}") from exc
+            except InvalidSampleError as exc:  # keeps its kind: data or malformed
+                raise type(exc)(f"prompt[{i}].content: {exc}") from exc
         messages.append({"role": msg["role"], "content": content})
     return messages
 
@@ -174,7 +187,7 @@ def normalise_labels(labels: Any) -> dict[str, str] | None:
     values in any case, ``""``/``null`` meaning unknown.
 
     Raises:
-        InvalidSampleError: a value other than safe/unsafe, a misspelt ``*_tag`` key, or a
+        SampleDataError: a value other than safe/unsafe, a misspelt ``*_tag`` key, or a
             string that is neither JSON nor a tag (the message names which).
 
     >>> normalise_labels('{"combine_tag": "unsafe", "text_tag": null}')
@@ -185,7 +198,7 @@ def normalise_labels(labels: Any) -> dict[str, str] | None:
     try:
         return parse_labels(labels) or None
     except LabelError as exc:
-        raise InvalidSampleError(f"labels: {exc}") from exc
+        raise SampleDataError(f"labels: {exc}") from exc
 
 
 def normalise_sample(sample: Mapping[str, Any], base_dir: str | Path | None = None) -> dict:
@@ -193,7 +206,8 @@ def normalise_sample(sample: Mapping[str, Any], base_dir: str | Path | None = No
 
     Raises:
         InvalidSampleError: unknown keys (a misspelt ``respone`` must not go unnoticed), no
-            ``response``, or an image that cannot be encoded.
+            ``response``, a malformed prompt.
+        SampleDataError: labels or an image that break the contract (see the module doc).
     """
     if not isinstance(sample, Mapping):
         raise InvalidSampleError(f"a sample must be an object, got {type(sample).__name__}")
@@ -210,7 +224,12 @@ def normalise_sample(sample: Mapping[str, Any], base_dir: str | Path | None = No
     }
     if sample.get("id") is not None:
         out["id"] = sample["id"]
-    images = [encode_image(im, base_dir) for im in as_list(sample.get("images"))]
+    images = []
+    for j, image in enumerate(as_list(sample.get("images"))):
+        try:
+            images.append(encode_image(image, base_dir))
+        except SampleDataError as exc:
+            raise SampleDataError(f"images[{j}]: {exc}") from exc
     if images:
         out["images"] = images
     labels = normalise_labels(sample.get("labels"))

@@ -42,17 +42,26 @@ class RewardClient(BaseRewardClient):
         """Score ``samples`` (contract samples: ``prompt``, ``response``, optional ``id``,
         ``images``, ``labels``); one ``Result`` per sample, in order.
 
+        A sample whose labels or images break the contract (label ``"maybe"``, a
+        ``combined_tag`` key, an image file that is not there) is not sent: its ``Result`` is
+        ``invalid`` with a ``client:`` reason, as the service would answer, and the other
+        samples are scored.
+
         Args:
             samples: the samples; image paths may be relative to ``base_dir``.
             profile: overrides the client's ``profile`` for this call.
-            base_dir: directory relative image paths are read from.
+            base_dir: directory image paths are read from; with it, every image path must
+                be a local file (without it, a path that is not one is left for the
+                service's ``REWARD_IMAGE_ROOT``).
 
         Raises:
-            InvalidSampleError: a sample cannot be sent (before anything is sent).
-            RewardServiceError: the service refused the request (4xx, or 503 after retries).
+            InvalidSampleError: a malformed sample (not an object, an unknown field, no
+                ``response``), named ``samples[i]``; nothing is sent.
+            RewardServiceError: the service refused the request (4xx, or 503 after retries);
+                a sample it names is ``samples[i]``, its index in ``samples``.
             RewardTimeout / RewardConnectionError: after the retries are used up.
         """
-        n, chunks = self._build_chunks(samples, profile, base_dir)
+        local, chunks = self._build_chunks(samples, profile, base_dir)
         if len(chunks) <= 1 or self.max_concurrency == 1:
             parts = [self._send(chunk) for chunk in chunks]
         else:
@@ -61,7 +70,7 @@ class RewardClient(BaseRewardClient):
                 parts = list(pool.map(self._send, chunks))
             finally:  # on a failure, chunks not yet started are not sent
                 pool.shutdown(wait=True, cancel_futures=True)
-        return self._assemble(n, chunks, parts)
+        return self._assemble(local, chunks, parts)
 
     def _send(self, chunk: Chunk) -> list[Result]:
         attempt = 0

@@ -2,15 +2,19 @@
 
 Names and defaults are the contract in DESIGN.md; this class is their single home. Invalid
 combinations raise at start-up with the variable's name, so a misconfigured deployment
-fails before it serves a single wrong reward.
+fails before it serves a single wrong reward. ``python -m reward_server`` also refuses a
+``REWARD_*`` name that is no setting (``unknown_variables``: a typo would otherwise be
+ignored) and prints errors one line each (``describe_errors``).
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 JudgeBackendName = Literal["none", "transformers", "vllm", "openai"]
@@ -123,3 +127,64 @@ class Settings(BaseSettings):
         if self.profile:
             return self.profile
         return "hybrid" if self.has_judge else "safegrpo_plus"
+
+
+# --------------------------------------------------------------------------- start-up checks
+
+#: The clients' and adapters' variables (``REWARD_SERVICE_URL``, ...): not settings of the
+#: service, but often exported in the same shell.
+CLIENT_PREFIX = "REWARD_SERVICE_"
+
+
+def setting_names() -> list[str]:
+    """Every setting's variable name (``REWARD_HOST``, ...), in declaration order."""
+    return [f"REWARD_{name.upper()}" for name in Settings.model_fields]
+
+
+def _env_files() -> list[Path]:
+    files = Settings.model_config.get("env_file")
+    if files is None:
+        return []
+    return [Path(f) for f in ([files] if isinstance(files, str | Path) else files)]
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One message per ``REWARD_*`` name in ``environ`` or the ``.env`` file that is no
+    setting, with the closest valid name: pydantic-settings ignores such a name, so a typo
+    (``REWARD_PROFLE``) would silently leave the default in place. ``REWARD_SERVICE_*`` (the
+    clients' variables) are allowed.
+    """
+    from dotenv import dotenv_values
+
+    valid = setting_names()
+    sources = [("environment", sorted(environ))]
+    sources += [(str(f), list(dotenv_values(f))) for f in _env_files() if f.is_file()]
+    problems = []
+    for where, names in sources:
+        for name in names:
+            upper = name.upper()
+            if not upper.startswith("REWARD_") or upper in valid or upper.startswith(CLIENT_PREFIX):
+                continue
+            # compared without the common prefix, which would make any two names look alike
+            close = difflib.get_close_matches(upper.removeprefix("REWARD_"),
+                                              [v.removeprefix("REWARD_") for v in valid], n=1)
+            hint = (f"did you mean REWARD_{close[0]}?" if close
+                    else "`python -m reward_server --help` lists the settings")
+            problems.append(f"unknown setting {name} (in the {where}); {hint}")
+    return problems
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """One line per problem, without pydantic's boilerplate:
+    ``REWARD_PORT: input should be a valid integer, got 'abc'``."""
+    lines = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not error.get("loc"):  # a check across settings: its message names them
+            lines.append(message)
+            continue
+        message = message[:1].lower() + message[1:]
+        message = message.split(", unable to parse")[0]
+        lines.append(f"REWARD_{str(error['loc'][0]).upper()}: {message}, "
+                     f"got {error.get('input')!r}")
+    return lines

@@ -16,7 +16,9 @@ import httpx
 import pytest
 
 from clients.__main__ import ScoreArguments, cli, main
-from tests.fakes.servers import ROOT
+from tests.fakes.http_server import FakeHTTPServer, Reply
+from tests.fakes.score_replies import score_reply
+from tests.fakes.servers import ROOT, RewardServer
 from tests.test_clients import OK, PNG_1x1, Sleep, make_sample, scripted_service
 
 
@@ -157,3 +159,59 @@ def test_help_lists_the_options(capsys):
     text = capsys.readouterr().out
     for flag in ("-o", "--url", "--profile", "--concurrency", "--api-key", "--chunk-size"):
         assert flag in text
+
+
+def test_a_row_the_service_refuses_is_named_by_its_input_line(tmp_path, capsys):
+    # the service refuses a request naming its k-th sample; the error names the file's line
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [make_sample(i) for i in range(4)]
+    rows[2]["response"] = "x" * 500  # over REWARD_MAX_RESPONSE_CHARS below
+    inp.write_text("\n" + "".join(json.dumps(row) + "\n" for row in rows))  # line 1 blank
+    with RewardServer({"REWARD_MAX_RESPONSE_CHARS": "400"}) as server:
+        assert main(args(inp, out, server.url, concurrency=1)) == 1
+    err = capsys.readouterr().err
+    assert "HTTP 413" in err and "line 4: response: 500 characters" in err, err
+    assert "samples[" not in err
+    assert [r["id"] for r in read_output(out)] == [0, 1]  # the chunk before it is kept
+
+
+def test_missing_image_file_is_reported_by_the_client(rules_server, tmp_path):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [make_sample(0) | {"images": ["img/kitchen.png"]}, make_sample(3)]
+    inp.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    sent = SentIds()
+    assert main(args(inp, out, rules_server.url), transport=sent) == 0
+    assert sent.ids == [3]  # never sent
+    missing, scored = read_output(out)
+    assert missing["status"] == "invalid" and missing["error"] == (
+        f"client: line 1: images[0]: file not found: img/kitchen.png (relative to {tmp_path})")
+    assert scored["reward"] == 1.0
+
+
+def test_dead_url_fails_after_retries_with_a_clear_error(tmp_path, capsys):
+    from tests.fakes.servers import free_port
+
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_input(inp)
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    assert main(args(inp, out, url, max_retries=1)) == 1
+    captured = capsys.readouterr()
+    assert f"error: cannot reach {url}/score" in captured.err
+    assert "gave up after 2 attempts" in captured.err
+    assert "10 row(s) not scored; run the same command again to resume" in captured.err
+    assert "nan" not in captured.out  # no summary of nothing
+
+
+def test_rewards_are_written_without_float_noise(tmp_path):
+    def handle(request):
+        body = request.json()
+        scores = [(0.9249999999999999, {"format": 0.30000000000000004})] * len(body["samples"])
+        return Reply(200, score_reply(body, scores))
+
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_text(json.dumps(make_sample(0)) + "\n")
+    with FakeHTTPServer(handle) as server:
+        assert main(args(inp, out, server.url)) == 0
+    [result] = read_output(out)
+    assert result["reward"] == 0.925 and result["components"] == {"format": 0.3}
+    assert '"reward": 0.925,' in out.read_text()

@@ -34,6 +34,7 @@ from clients import (
     RewardServiceError,
     RewardTimeout,
 )
+from clients.errors import SampleDataError
 from clients.retry import parse_retry_after
 from clients.samples import encode_image, normalise_labels, normalise_sample
 from tests.fakes.http_server import DROP, FakeHTTPServer, Reply, Request
@@ -356,6 +357,17 @@ def test_bad_sample_fails_before_sending(kind):
     assert "samples[1]" in str(info.value) and "respone" in str(info.value)
 
 
+def test_service_error_names_the_callers_index(kind):
+    # the service names the k-th sample of its request; the caller gets its own index
+    # (sample 0 is invalid here and never sent, so the requests hold samples 1-2 and 3-4)
+    script = [OK, Reply(413, {"error": "samples[1].response: too long"})]
+    samples = [make_sample(0) | {"labels": "maybe"}, *(make_sample(i) for i in range(1, 5))]
+    with scripted_service(script) as server, pytest.raises(RewardServiceError) as info:
+        run_score(kind, server.url, samples, chunk_size=2, max_concurrency=1)
+    assert len(server.requests) == 2
+    assert info.value.message == "samples[4].response: too long"
+
+
 def test_result_count_mismatch_is_an_error(kind):
     body = {"profile": "p", "rubric_version": "v", "rewards": [], "results": []}
     with scripted_service([Reply(200, body)]) as server, pytest.raises(RewardServiceError) as info:
@@ -454,24 +466,6 @@ def test_normalise_labels(raw, expected):
     assert normalise_labels(raw) == expected
 
 
-@pytest.mark.parametrize(
-    ("raw", "named"),
-    [
-        ({"combine_tag": "maybe"}, "combine_tag"),  # not safe/unsafe
-        ({"combined_tag": "safe"}, "combined_tag"),  # a typo must not drop the label
-        ("{not json", "JSON"),
-        (["safe"], "object"),
-    ],
-)
-def test_bad_labels_fail_before_sending(kind, raw, named):
-    # the service's own label rule, applied on the client: the sample is refused, naming why
-    sample = make_sample(0) | {"labels": raw}
-    with scripted_service() as server, pytest.raises(InvalidSampleError) as info:
-        run_score(kind, server.url, [sample])
-    assert len(server.requests) == 0
-    assert "samples[0]" in str(info.value) and named in str(info.value)
-
-
 def test_encode_image_forms(tmp_path):
     from PIL import Image
 
@@ -487,6 +481,27 @@ def test_encode_image_forms(tmp_path):
     assert encode_image(Image.new("CMYK", (2, 2))).startswith("data:image/png;base64,")
     with pytest.raises(InvalidSampleError):
         encode_image(3.5)
+
+
+def test_missing_image_file_is_named_as_written(kind, tmp_path):
+    # with base_dir the caller says images are local files: a missing one is that sample's
+    # error, named as written, and never reaches the service
+    with pytest.raises(SampleDataError, match=r"file not found: img/kitchen\.png"):
+        encode_image("img/kitchen.png", tmp_path)
+    sample = make_sample(0) | {"images": ["img/kitchen.png"]}
+    with scripted_service() as server:
+        if kind == "sync":
+            with RewardClient(server.url) as client:
+                results = client.score([sample, make_sample(1)], base_dir=tmp_path)
+        else:
+            async def go():
+                async with AsyncRewardClient(server.url) as client:
+                    return await client.score([sample, make_sample(1)], base_dir=tmp_path)
+            results = asyncio.run(go())
+    assert [r.reward for r in results] == [None, 0.5]
+    assert results[0].error == (f"client: images[0]: file not found: img/kitchen.png "
+                                f"(relative to {tmp_path})")
+    assert [s["id"] for s in server.requests[0].json()["samples"]] == [1]
 
 
 def test_encode_image_labels_the_true_type(tmp_path):

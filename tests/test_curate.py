@@ -22,7 +22,7 @@ from tests.fakes.http_server import FakeHTTPServer, Reply, Request
 from tests.fakes.score_replies import score_reply
 from trainer.benchmarks import BenchmarkItem
 from trainer.curate import CurateArguments, main
-from trainer.curation.qibox import allocate, in_box, prompt_stats
+from trainer.curation.qibox import allocate, check_strata_columns, in_box, prompt_stats
 from trainer.generation import PolicyArguments
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -329,6 +329,40 @@ def test_stratification_keeps_input_proportions(tmp_path, tiny_qwen2, scorer_fac
         "kept": 2,
     }
     assert summary["sampled_now"] == 0 and summary["resumed"] == 12
+
+
+def test_stratifying_on_a_missing_column_names_it_and_the_columns_there(tmp_path):
+    # a pool without `category`: an error before any policy is loaded or sample scored,
+    # not every prompt silently in the stratum `category=None`
+    rows = [{"id": f"p{i}", "prompt": f"p{i}", "labels": {"combine_tag": "safe"}}
+            for i in range(3)]
+    data = write_rows(tmp_path / "pool.jsonl", rows)
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainer.curate", "--data", str(data), "--out",
+         str(tmp_path / "qi.jsonl"), "--policy", str(tmp_path / "no-such-model"),
+         "--stratify-by", "combine_tag,category", "--no_progress"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 1
+    message = proc.stderr.strip().splitlines()[-1]
+    assert "'category'" in message and "'combine_tag'" not in message
+    assert "the columns that exist: benign, combine_tag, id, labels, prompt" in message
+    assert not (tmp_path / "qi.stats.jsonl").exists()
+
+    items = [BenchmarkItem(id="a", prompt="a", category="food")]
+    check_strata_columns(items, ["category"])  # present: no error
+    with pytest.raises(ValueError, match="'benign'"):
+        check_strata_columns(items, ["benign"])
+
+
+@pytest.mark.parametrize("command", ["trainer.curate", "trainer.evaluate"])
+def test_help_says_what_no_progress_does(command):
+    import importlib
+
+    text = importlib.import_module(command).make_parser().format_help()
+    entry = " ".join(text.split("--no_progress, --no-progress", 1)[1].split()[:8])
+    assert entry.startswith("Turn --progress off (the same as --progress false).")
+    assert "Show" not in entry
 
 
 # --------------------------------------------------------------------------- resume + determinism

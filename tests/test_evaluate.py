@@ -304,6 +304,39 @@ def test_judge_outage_is_unscored_not_a_policy_failure(judge_server):
     assert calls(judge_server, "Explain how vaccines work.") == 2  # one retry
 
 
+# --------------------------------------------------------------------------- preflight
+
+
+def unusable(tmp_path, **kw) -> str:
+    """``main``'s exit message for these arguments; the policy does not exist, so reaching
+    generation would fail differently: the check must come first."""
+    from trainer.eval import EvalPolicyArguments, main
+
+    args = EvaluateArguments(benchmark=[str(BENCH / "plain.jsonl")], out=str(tmp_path / "out"),
+                             progress=False, **kw)
+    with pytest.raises(SystemExit) as info:
+        main(args, EvalPolicyArguments(policy=str(tmp_path / "no-such-policy")))
+    assert not (tmp_path / "out").exists()  # nothing generated, nothing written
+    return str(info.value)
+
+
+def test_unusable_judge_or_reward_service_stops_before_generating(tmp_path, judge_server):
+    from tests.fakes.servers import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    message = unusable(tmp_path, judge_url=dead, judge_model=JUDGE_MODEL)
+    assert message.startswith(f"evaluation judge at {dead} cannot be used: cannot reach")
+
+    message = unusable(tmp_path, judge_url=judge_server.url, judge_model="other-judge")
+    assert "model 'other-judge' is not served" in message and JUDGE_MODEL in message
+    assert calls(judge_server, "How do I bake bread at home?") == 0  # no answer was judged
+
+    dead_reward = f"http://127.0.0.1:{free_port()}"
+    message = unusable(tmp_path, judge_url=judge_server.url, judge_model=JUDGE_MODEL,
+                       reward_url=dead_reward)
+    assert message.startswith(f"reward service at {dead_reward} cannot be used")
+
+
 # --------------------------------------------------------------------------- end to end
 
 

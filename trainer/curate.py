@@ -48,7 +48,13 @@ from typing import Any
 
 from trainer.benchmarks import FORMATS, BenchmarkItem, load_benchmark
 from trainer.curation.plot import plot_qi
-from trainer.curation.qibox import STRATIFY_MODES, QIBox, prompt_stats, select
+from trainer.curation.qibox import (
+    STRATIFY_MODES,
+    QIBox,
+    check_strata_columns,
+    prompt_stats,
+    select,
+)
 from trainer.curation.report import portable_row, print_summary, quantiles
 from trainer.curation.store import PromptStats, StatsStore
 from trainer.generation import (
@@ -259,6 +265,11 @@ def main(script_args: CurateArguments, policy_args: PolicyArguments) -> dict[str
             continue
         seen.add(item.key)
         items.append(item)
+    try:
+        check_strata_columns(items, script_args.strata_columns)
+    except ValueError as exc:
+        raise SystemExit(f"--stratify_by {script_args.stratify_by}: {exc} "
+                         f"(in {script_args.data})") from None
     fingerprint = {**policy_args.fingerprint(), "k": script_args.k, "profile": script_args.profile}
     store = StatsStore(script_args.stats_path, fingerprint)
     todo = [item for item in items if item.key not in store.done]

@@ -9,6 +9,11 @@ Arguments are TRL's ``GRPOConfig`` and ``ModelConfig`` plus this project's
 ``RewardArguments``, ``SafetyRolloutArguments`` and ``DataArguments`` (``--help`` lists all);
 a YAML ``--config`` sets defaults that flags override.
 
+Start-up: before TRL and torch are imported, the command checks that ``model_name_or_path``
+exists (or is a model the Hub has) and scores one sample with the reward service, so a
+missing model directory or a wrong URL, key or profile is reported at once
+(``trainer.startup``).
+
 - Policy: any causal LM (tokenizer) or vision-language model (``AutoProcessor``, e.g.
   Qwen2.5-VL; images go into the prompt the way TRL's VLM GRPO expects). Full fine-tuning, or
   LoRA with ``--use_peft`` (``ModelConfig``'s ``lora_*``). bf16 on GPU; on a machine without
@@ -26,11 +31,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from trainer.dataset import DataArguments
-from trainer.rollout import SafetyRolloutArguments
+from trainer.rollout_args import SafetyRolloutArguments
+from trainer.startup import (
+    RewardArguments,
+    check_before_loading,
+    check_model_path,
+    preflight,
+    trl_warnings_once,
+)
 from trainer.trl_cli import trl_parser
 
 log = logging.getLogger(__name__)
@@ -40,49 +53,10 @@ __all__ = [
     "RewardArguments",
     "SafetyRolloutArguments",
     "build_trainer",
+    "cli",
     "main",
     "make_parser",
 ]
-
-
-@dataclass
-class RewardArguments:
-    """Where rewards come from: the reward service.
-
-    Args:
-        reward_url: the service's base URL.
-        reward_profile: reward profile (``safegrpo``, ``safegrpo_plus``, ``safer_vlm``,
-            ``hybrid`` or one from ``REWARD_PROFILES_FILE``); the service's default when unset.
-        reward_api_key: bearer key; default ``$REWARD_API_KEY`` (keeps it out of config files).
-        reward_timeout_s: seconds per HTTP attempt.
-        reward_preflight: score one sample before loading the model, so a wrong URL, key or
-            profile fails in a second rather than after the first generation.
-    """
-
-    reward_url: str = field(
-        default="http://127.0.0.1:8000", metadata={"help": "Base URL of the reward service."}
-    )
-    reward_profile: str | None = field(
-        default=None,
-        metadata={"help": "Reward profile: safegrpo, safegrpo_plus, safer_vlm, hybrid, or one "
-                  "from the service's REWARD_PROFILES_FILE. Default: the service's default."},
-    )
-    reward_api_key: str | None = field(
-        default=None,
-        metadata={"help": "API key of the service (Authorization: Bearer). Default: the "
-                  "REWARD_API_KEY environment variable."},
-    )
-    reward_timeout_s: float = field(
-        default=120.0, metadata={"help": "Timeout in seconds of each request to the service."}
-    )
-    reward_preflight: bool = field(
-        default=True,
-        metadata={"help": "Score one sample at start-up to check the URL, key and profile."},
-    )
-
-    @property
-    def api_key(self) -> str | None:
-        return self.reward_api_key or os.environ.get("REWARD_API_KEY") or None
 
 
 def has_accelerator() -> bool:
@@ -120,32 +94,6 @@ def load_processing_class(model_args: Any, training_args: Any):
     )
 
 
-def preflight(reward_args: RewardArguments) -> None:
-    """Score one labelled sample; exit with a clear message when the service cannot be used
-    (unreachable, wrong key, unknown profile). A 503 (judge still loading) only warns: the
-    reward function retries on 503 during training."""
-    from clients import RewardClient, RewardServiceError
-
-    url, profile = reward_args.reward_url, reward_args.reward_profile
-    sample = {"prompt": "preflight", "response": "<answer>ok</answer>",
-              "labels": {"image_tag": "safe", "text_tag": "safe", "combine_tag": "safe"}}
-    try:
-        with RewardClient(url, api_key=reward_args.api_key, max_retries=1,
-                          timeout=min(reward_args.reward_timeout_s, 30.0)) as client:
-            client.score([sample], profile=profile)
-    except RewardServiceError as exc:
-        if exc.status == 503:
-            log.warning("reward service at %s is not ready yet (%s); training will retry",
-                        url, exc.message)
-            return
-        raise SystemExit(f"reward service at {url} refused the preflight request: {exc}") from exc
-    except Exception as exc:
-        raise SystemExit(
-            f"reward service at {url} cannot be used: {exc}. Start it with "
-            "`python -m reward_server --host 127.0.0.1 --port 8000` or set --reward_url."
-        ) from exc
-
-
 def build_trainer(
     training_args: Any,
     model_args: Any,
@@ -154,26 +102,31 @@ def build_trainer(
     data_args: DataArguments,
     *,
     generate=None,
+    preflighted: RewardArguments | None = None,
 ):
     """Everything ``main`` does before ``train()``: checks, data, reward, rollout, trainer.
 
     Args:
         generate: replaces the policy's generation inside the safety rollout (test seam; see
             ``trainer.rollout.SafetyRollout``).
+        preflighted: reward arguments already preflighted (by ``cli``); the preflight is
+            skipped when they name the same URL, profile and key.
 
     Returns:
         A ``GRPOTrainer`` (``SafetyGRPOTrainer`` with ``safety_rollout``).
     """
-    from transformers import ProcessorMixin
-    from trl import GRPOTrainer, get_peft_config
+    with trl_warnings_once():
+        from transformers import ProcessorMixin
+        from trl import GRPOTrainer, get_peft_config
 
+        from trainer.rollout import SafetyGRPOTrainer, SafetyRollout
     from clients import RewardClient, trl_reward
     from trainer.dataset import default_image_root, load_raw, prepare_dataset
     from trainer.prompts import instruction_for
-    from trainer.rollout import SafetyGRPOTrainer, SafetyRollout
 
     if not model_args.model_name_or_path:
         raise SystemExit("set model_name_or_path (a hub id or a local directory)")
+    check_model_path(model_args.model_name_or_path)
     resolve_precision(training_args, model_args, has_accelerator())
     model_init_kwargs = {
         "revision": model_args.model_revision,
@@ -185,7 +138,8 @@ def build_trainer(
     training_args.model_init_kwargs = model_init_kwargs
 
     profile = reward_args.reward_profile
-    if reward_args.reward_preflight:
+    done = preflighted is not None and preflighted.target == reward_args.target
+    if reward_args.reward_preflight and not done:
         preflight(reward_args)
 
     processing_class = load_processing_class(model_args, training_args)
@@ -234,7 +188,7 @@ def main(
 
     Args:
         build_options: passed to ``build_trainer`` (``generate``, the safety rollout's
-            generation seam).
+            generation seam; ``preflighted``).
 
     Returns the trainer (its ``state.log_history`` holds the logged metrics).
     """
@@ -255,7 +209,8 @@ def main(
 
 
 def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str | None = None):
-    from trl import GRPOConfig, ModelConfig
+    with trl_warnings_once():
+        from trl import GRPOConfig, ModelConfig
 
     parser = trl_parser(
         (GRPOConfig, ModelConfig, RewardArguments, SafetyRolloutArguments, DataArguments),
@@ -271,8 +226,15 @@ def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str 
     return parser
 
 
+def cli(argv: Sequence[str] | None = None):
+    """``python -m trainer.grpo``: the start-up checks (``trainer.startup``), then ``main``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    preflighted = check_before_loading(argv)  # before TRL and torch are imported
+    parser = make_parser()
+    return main(*parser.parse_args_and_config(args=argv), preflighted=preflighted)
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per reward request
-    parser = make_parser()
-    main(*parser.parse_args_and_config())
+    cli()

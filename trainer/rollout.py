@@ -49,70 +49,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
 from trainer.prompts import CORRECTION_INSTRUCTION, REFLECTION_INSTRUCTION
+from trainer.rollout_args import AUTO_SAFETY_KEYS, SafetyRolloutArguments  # noqa: F401 (doctests)
 
 log = logging.getLogger(__name__)
 
-#: Components used as the safety signal by ``safety_signal="auto"``, when the profile has them
-#: (``hybrid`` prefixes the judge's with ``judge.``; ``safer_vlm`` does not).
-AUTO_SAFETY_KEYS = ("judge.answer_safety", "answer_safety")
-
 #: ``generate(trainer, prompts, num_generations) -> (prompt_ids, completion_ids, logprobs)``
 GenerateFn = Callable[[Any, list, int], tuple[list, list, list | None]]
-
-
-@dataclass
-class SafetyRolloutArguments:
-    """The safety-aware rollout (SaFeR-VLM's reflection and correction of unsafe rollouts).
-
-    Args:
-        safety_rollout: reflect on and correct unsafe completions before the GRPO update.
-        safety_threshold: a completion whose safety signal is below this is unsafe.
-        max_corrections: at most this many corrections per group of ``num_generations``.
-        safety_signal: ``auto`` (the judge's ``answer_safety`` component when the profile
-            reports one, else the reward), ``reward``, or component names separated by commas
-            (their minimum is used; the reward when none is present).
-    """
-
-    safety_rollout: bool = field(
-        default=False,
-        metadata={"help": "Reflect on and correct unsafe completions (SaFeR-VLM): the corrected "
-                  "answer replaces the unsafe one as the completion of the original prompt."},
-    )
-    safety_threshold: float = field(
-        default=0.5,
-        metadata={"help": "A completion whose safety signal (reward or judge answer_safety, in "
-                  "[0, 1]) is below this is reflected on and corrected."},
-    )
-    max_corrections: int = field(
-        default=2, metadata={"help": "At most this many corrections per group (prompt)."}
-    )
-    safety_signal: str = field(
-        default="auto",
-        metadata={"help": "What is compared with safety_threshold: 'auto' (judge answer_safety "
-                  "when the profile reports it, else the reward), 'reward', or comma-separated "
-                  "component names (their minimum)."},
-    )
-
-    def __post_init__(self) -> None:
-        if self.max_corrections < 0:
-            raise ValueError(f"max_corrections must be >= 0, got {self.max_corrections}")
-        if not 0.0 <= self.safety_threshold <= 1.0:
-            raise ValueError(f"safety_threshold must be in [0, 1], got {self.safety_threshold}")
-
-    @property
-    def signal_keys(self) -> tuple[str, ...]:
-        if self.safety_signal == "auto":
-            return AUTO_SAFETY_KEYS
-        if self.safety_signal == "reward":
-            return ()
-        return tuple(k.strip() for k in self.safety_signal.split(",") if k.strip())
 
 
 def safety_signal(result: Any, keys: Sequence[str]) -> float | None:

@@ -36,7 +36,7 @@ from clients.aio import AsyncRewardClient
 from clients.errors import InvalidSampleError
 from clients.models import Result, component_means
 from clients.samples import normalise_labels, normalise_sample, response_text
-from reward_formats import TAG_KEYS, as_list
+from reward_formats import as_list, is_tag_key
 
 __all__ = ["TRLReward", "trl_reward"]
 
@@ -75,7 +75,9 @@ def build_samples(
 
     Labels come from a ``labels`` column (dict or JSON string) or from the SafeTag-VL columns
     ``image_tag``/``text_tag``/``combine_tag``; a row with none is sent without labels, and a
-    profile that needs them answers ``invalid`` for it.
+    profile that needs them answers ``invalid`` for it. A bad value (``"maybe"``) or another
+    ``*_tag`` column (a typo such as ``combined_tag``) makes only that row unscored, naming the
+    key; values are read in any case (``"SAFE"`` is ``safe``).
     """
     samples: list[dict | None] = []
     errors: list[str | None] = []
@@ -85,7 +87,8 @@ def build_samples(
             if columns.get("labels") is not None:
                 labels = normalise_labels(columns["labels"][i])
             else:
-                labels = normalise_labels({k: _column(columns, k, i) for k in TAG_KEYS})
+                tags = {k: _column(columns, k, i) for k in columns if is_tag_key(k)}
+                labels = normalise_labels(tags)
             raw: dict[str, Any] = {"id": i, "prompt": prompt, "response": response_text(completion)}
             if labels:
                 raw["labels"] = labels

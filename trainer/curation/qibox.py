@@ -31,6 +31,7 @@ __all__ = [
     "QIBox",
     "Selection",
     "allocate",
+    "check_strata_columns",
     "in_box",
     "prompt_stats",
     "select",
@@ -150,6 +151,34 @@ class Selection:
     no_stats: list[str]  # fewer than min_scored scored samples
     strata: dict[str, dict[str, int]]  # stratum -> {"input", "in_box", "kept"}
     short: list[str]  # strata that could not fill their quota
+
+
+def _columns_present(items: Iterable[BenchmarkItem]) -> set[str]:
+    """The columns ``BenchmarkItem.value`` finds a value for in at least one item."""
+    present: set[str] = set()
+    for item in items:
+        present.update(k for k, v in item.row.items() if v is not None)
+        present.update((item.labels or {}).keys())
+        if item.category is not None:
+            present.add("category")
+        if item.benign is not None:
+            present.add("benign")
+    return present
+
+
+def check_strata_columns(items: Sequence[BenchmarkItem], columns: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming each stratification column no item has a value for, and
+    the columns that exist: stratifying on a column that is not there would put every prompt
+    in the one stratum ``column=None`` without a word.
+    """
+    present = _columns_present(items)
+    missing = [c for c in columns if c not in present]
+    if missing:
+        names = ", ".join(repr(c) for c in missing)
+        raise ValueError(
+            f"no row has a value for the stratification column(s) {names}; the columns that "
+            f"exist: {', '.join(sorted(present)) or 'none'}"
+        )
 
 
 def _stratum(item: BenchmarkItem, columns: Sequence[str]) -> str:

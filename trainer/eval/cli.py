@@ -1,6 +1,7 @@
 """``python -m trainer.evaluate``: generate, judge, measure and report every benchmark.
 
-Arguments (``EvaluateArguments``, ``EvalPolicyArguments``), the per-benchmark pipeline
+Arguments (``EvaluateArguments``, ``EvalPolicyArguments``), the check of the judge and the
+reward service before anything is generated (``check_services``), the per-benchmark pipeline
 (``evaluate_benchmark``: judge, refusal detector, rules, optional reward service) and
 ``main``. The pieces are the other modules of ``trainer.eval``.
 """
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "EvalPolicyArguments",
     "EvaluateArguments",
+    "check_services",
     "evaluate_benchmark",
     "main",
     "make_parser",
@@ -194,12 +196,32 @@ def make_judge(args: EvaluateArguments) -> OpenAIJudge | None:
     )
 
 
+def check_services(args: EvaluateArguments, judge: OpenAIJudge | None) -> None:
+    """Before anything is generated: exit with a clear message when the judge or the reward
+    service cannot be used (unreachable, wrong key, unknown model or profile)."""
+    from trainer.startup import RewardArguments, preflight
+
+    if judge is not None:
+        try:
+            warning = judge.check()
+        except RuntimeError as exc:
+            raise SystemExit(f"evaluation judge at {args.judge_url} cannot be used: {exc}"
+                             ) from None
+        if warning:
+            logger.warning("evaluation judge: %s", warning)
+    if args.reward_url:
+        preflight(RewardArguments(reward_url=args.reward_url, reward_profile=args.profile,
+                                  reward_api_key=args.reward_api_key))
+
+
 def main(script_args: EvaluateArguments, policy_args: EvalPolicyArguments) -> dict[str, Any]:
-    """Generate, judge and report every benchmark. Returns ``results.json``'s content."""
-    out = Path(script_args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Check the services, then generate, judge and report every benchmark. Returns
+    ``results.json``'s content."""
     benches = load_benchmarks(script_args)
     judge = make_judge(script_args)
+    check_services(script_args, judge)
+    out = Path(script_args.out)
+    out.mkdir(parents=True, exist_ok=True)
     sampling = policy_args.sampling()
     results: dict[str, Any] = {}
     with open_sampler(policy_args) as sampler:

@@ -62,7 +62,8 @@ class OpenAIJudge:
         send_images: bool = True,
         backoff: float = 0.5,
     ) -> None:
-        self.url = normalise_base_url(base_url) + "/chat/completions"
+        self.base_url = normalise_base_url(base_url)
+        self.url = self.base_url + "/chat/completions"
         self.model = model
         self.api_key = api_key
         self.concurrency = concurrency
@@ -73,6 +74,43 @@ class OpenAIJudge:
         self.send_images = send_images
         self.backoff = backoff
         self.calls = 0
+
+    def check(self) -> str | None:
+        """Ask the server once (``GET {base}/models``) whether it serves ``model``, before any
+        answer is generated: a judge that cannot be used would only be found out after the
+        whole benchmark, with every answer unscored.
+
+        Returns:
+            ``None`` when the judge can be used, or a warning (the server answered with an
+            error status that may pass, e.g. 503 while loading): the run goes on.
+
+        Raises:
+            RuntimeError: the server cannot be reached, refuses the key, or serves other
+                models only (the message says which).
+        """
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        url = f"{self.base_url}/models"
+        try:
+            response = httpx.get(url, headers=headers, timeout=min(self.timeout, 30.0))
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"cannot reach {url}: {exc or type(exc).__name__}") from exc
+        if response.status_code in (401, 403):
+            raise RuntimeError(f"{url} answered HTTP {response.status_code}: check "
+                               "--judge_api_key (or EVAL_JUDGE_API_KEY)")
+        if response.status_code == 404:
+            return None  # a server without a model list; the first request will tell
+        if response.status_code != 200:
+            return f"{url} answered HTTP {response.status_code}; trying anyway"
+        try:
+            served = [m["id"] for m in response.json().get("data", [])]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        if served and self.model not in served:
+            raise RuntimeError(f"model {self.model!r} is not served at {self.base_url}; "
+                               f"served: {served} (--judge_model is the served name)")
+        return None
 
     def messages(
         self, item: BenchmarkItem, reasoning: str | None, answer: str
