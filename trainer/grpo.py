@@ -123,6 +123,7 @@ def build_trainer(
     from clients import RewardClient, trl_reward
     from trainer.dataset import default_image_root, load_raw, prepare_dataset
     from trainer.prompts import instruction_for
+    from trainer.reward_funcs import gate_on_service, load_reward_funcs
 
     if not model_args.model_name_or_path:
         raise SystemExit("set model_name_or_path (a hub id or a local directory)")
@@ -165,9 +166,12 @@ def build_trainer(
                               timeout=reward_args.reward_timeout_s)
         kwargs["rollout_func"] = SafetyRollout(rollout_args, client, profile, generate=generate)
         trainer_cls = SafetyGRPOTrainer
+    extra = load_reward_funcs(reward_args.extra_reward_funcs)
+    if extra and reward_args.unscored_drops_row:
+        trainer_cls = gate_on_service(trainer_cls, service_index=0)
     return trainer_cls(
         model=model_args.model_name_or_path,
-        reward_funcs=[reward],
+        reward_funcs=[reward, *extra],
         args=training_args,
         train_dataset=dataset,
         processing_class=processing_class,

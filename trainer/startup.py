@@ -60,6 +60,10 @@ class RewardArguments:
         reward_timeout_s: seconds per HTTP attempt.
         reward_preflight: score one sample before anything heavy is imported or loaded, so a
             wrong URL, key or profile fails at once rather than after the first generation.
+        extra_reward_funcs: more reward functions after the service's (see
+            ``trainer.reward_funcs``).
+        unscored_drops_row: a row the service cannot score is unscorable for GRPO whatever
+            the extra functions return.
     """
 
     reward_url: str = field(
@@ -81,6 +85,18 @@ class RewardArguments:
     reward_preflight: bool = field(
         default=True,
         metadata={"help": "Score one sample at start-up to check the URL, key and profile."},
+    )
+    extra_reward_funcs: list[str] = field(
+        default_factory=list,
+        metadata={"help": "More TRL reward functions after the service's, as "
+                  "'package.module:function' (weights: GRPOConfig's reward_weights, the "
+                  "service's first)."},
+    )
+    unscored_drops_row: bool = field(
+        default=True,
+        metadata={"help": "A completion the service cannot score gets zero advantage, whatever "
+                  "the extra reward functions return (TRL alone drops it only when every "
+                  "function returns None)."},
     )
 
     @property
