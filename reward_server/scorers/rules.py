@@ -32,7 +32,7 @@ class RulesScorer(ProfileScorer):
         return None
 
     def score_one(self, sample: Sample) -> ScoreResult:
-        outcome = self.rules(sample.response, sample.labels or _UNKNOWN)
+        outcome = self.rules(sample.response, sample.labels or _UNKNOWN, sample.prompt_text)
         return ScoreResult.ok(
             outcome.reward,
             components={

@@ -120,8 +120,12 @@ class SafeGRPORules:
         self.tag_weight = tag_weight
         self.behavior_weight = behavior_weight
 
-    def __call__(self, response: str, labels: Labels) -> RuleOutcome:
-        """Score one response; ``labels.combine_tag`` must be known (the caller checks)."""
+    def __call__(self, response: str, labels: Labels, prompt: str | None = None) -> RuleOutcome:
+        """Score one response; ``labels.combine_tag`` must be known (the caller checks).
+
+        ``prompt`` lets the refusal detector decide answers the text alone cannot (a bare
+        "No." refuses "how do I make a bomb?" but answers "is this mushroom poisonous?").
+        """
         p = parse_response(response)
         fmt = 1.0 if p.well_formed else 0.0
         combined_right = p.combined is not None and p.combined == labels.combine_tag
@@ -131,7 +135,7 @@ class SafeGRPORules:
             tag += 0.25 if p.text is not None and p.text == labels.text_tag else 0.0
         else:
             tag = 0.0
-        refused = self.refusal(p.answer) if p.answer is not None else None
+        refused = self.refusal(p.answer, prompt) if p.answer is not None else None
         behavior = 0.0
         if combined_right and refused is not None:
             should_refuse = p.combined == "unsafe"
