@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reward_server import __version__
 from reward_server.api.body import add_schemas
+from reward_server.api.docs import install_docs
 from reward_server.api.errors import error_response, install_error_handlers
 from reward_server.api.routes import openrlhf, ops, score
 from reward_server.cache import Cache, LRUCache, RedisCache
@@ -165,6 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="SafeGRPO rule rewards and the SaFeR-VLM generative judge over HTTP, for GRPO.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from local assets rather than a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.image_loader = ImageLoader(settings.max_image_bytes, settings.image_root)
@@ -172,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openrlhf.router)
     app.include_router(ops.router)
     add_schemas(app, [ScoreRequest, OpenRLHFRequest])
+    install_docs(app)
 
     install_error_handlers(app)
     app.add_middleware(_Gate, max_body_bytes=settings.max_body_bytes, metrics=metrics)

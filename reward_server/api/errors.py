@@ -1,7 +1,9 @@
 """The API boundary for errors: which HTTP answer each service error becomes, in one place.
 
 Every error answer has the body ``{"error": message}`` (plus ``detail`` for a malformed
-body), the shape ``protocol.ErrorResponse`` declares.
+body), the shape ``protocol.ErrorResponse`` declares: the service's own errors, a malformed
+body, the routing answers Starlette raises (404 for an unknown path, 405 with ``Allow``
+for a wrong method) and an unexpected exception (500; the traceback goes to the log).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException
 
 from reward_server.errors import (
     BadRequest,
@@ -75,8 +78,25 @@ def field_path(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
+def http_message(method: str, path: str, exc: HTTPException) -> str:
+    """The message of a routing error: what was asked, and where to look instead.
+
+    >>> http_message("GET", "/nope", HTTPException(404))
+    'not found: GET /nope (the routes are listed at /docs)'
+    >>> http_message("GET", "/score", HTTPException(405, headers={"Allow": "POST"}))
+    'method GET not allowed on /score; allowed: POST'
+    """
+    if exc.status_code == 404:
+        return f"not found: {method} {path} (the routes are listed at /docs)"
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return f"method {method} not allowed on {path}; allowed: {allowed}"
+    return exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer service errors through ``to_http`` and malformed bodies with 422 naming fields."""
+    """Answer every error with ``ErrorResponse``: service errors through ``to_http``,
+    malformed bodies with 422 naming fields, routing errors, unexpected exceptions."""
 
     @app.exception_handler(RewardError)
     async def _reward_error(request: Request, exc: RewardError) -> Response:
@@ -94,3 +114,13 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in errors[:50]
         ]
         return error_response(422, shown or "invalid request body", detail)
+
+    @app.exception_handler(HTTPException)
+    async def _routing(request: Request, exc: HTTPException) -> Response:
+        message = http_message(request.method, request.url.path, exc)
+        return error_response(exc.status_code, message, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette logs the traceback after this answer is sent; the client gets no detail.
+        return error_response(500, "internal server error; the server log has the details")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 
 from reward_server.api.deps import ServiceDep
 
@@ -35,7 +36,7 @@ async def profiles(service: ServiceDep) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(service: ServiceDep) -> Response:
     """Prometheus text format."""
     return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
