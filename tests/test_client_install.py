@@ -58,7 +58,8 @@ SCRIPT = textwrap.dedent('''
                                   "labels": labels}], profile="safegrpo_plus")
     trl_rewards = asyncio.run(trl_reward(url=url, profile="safegrpo_plus")(
         prompts=["bake bread?"], completions=[good], labels=[labels]))
-    verl_score = verl.compute_score("safetag", good, labels, url=url, invalid_score=0.0)
+    verl_score = asyncio.run(verl.compute_score("safetag", good, labels, url=url,
+                                                invalid_score=0.0))
     reward_func = openrlhf.make_reward_func(url, invalid_reward=0.0)
     openrlhf_rewards = reward_func(["Q: bake? " + good + "<|im_end|>"], ["Q: bake? "],
                                    [json.dumps(labels)])["rewards"]

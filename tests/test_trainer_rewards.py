@@ -19,7 +19,6 @@ from trainer.grpo import build_trainer
 from trainer.reward_funcs import load_reward_func
 
 
-
 def text_hash_reward(completions, **kwargs) -> list[float]:
     """A reward that differs between completions (so it alone would give advantages)."""
     texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]

@@ -60,16 +60,21 @@ class _Process:
 
 
 class RewardServer(_Process):
-    """``python -m reward_server`` on a free loopback port with the given REWARD_* env."""
+    """``python -m reward_server`` on a free loopback port with the given REWARD_* env.
+
+    ``python`` is the interpreter that runs it (default: this one); the framework tests run
+    in their own venv without the server's dependencies and pass the main .venv's.
+    """
 
     def __init__(self, env: dict[str, str] | None = None, port: int | None = None,
-                 ready_path: str = "/health", timeout: float = 60) -> None:
+                 ready_path: str = "/health", timeout: float = 60,
+                 python: str | None = None) -> None:
         self.port = port or free_port()
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("REWARD_")}
         full_env.update(env or {})
         full_env["PYTHONPATH"] = str(ROOT)
         super().__init__(
-            [sys.executable, "-m", "reward_server", "--host", "127.0.0.1",
+            [python or sys.executable, "-m", "reward_server", "--host", "127.0.0.1",
              "--port", str(self.port)],
             full_env,
             "reward-server",

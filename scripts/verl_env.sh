@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The verl 0.9.1 test environment, .venv-verl/, beside the main .venv (tests/frameworks/verl/).
+#
+# Why a second environment: verl 0.9.1 requires transformers < 5.11 while the main .venv has a
+# newer one, and verl's declared dependencies pull a GPU training stack (vllm extras, wandb,
+# datasets, peft, ...). Its reward path (the reward loop: RewardLoopManager, the reward
+# managers, DataProto, the hydra config) imports only the light packages below, so verl goes
+# in with --no-deps and those beside it. torch is the machine's local CPU wheel (pinned, so
+# pip never reaches for a CUDA build). The project goes in editable with --no-deps plus the
+# client's own dependencies (httpx, tqdm): the adapter runs here, the service itself runs from
+# the main .venv in the tests. jsonschema and the pytest plugins are for tests/conftest.py.
+#
+# First build: about 2 minutes, ~1.5 GB. Idempotent: .venv-verl/.verl-stamp holds a hash of
+# the requirements below and pyproject.toml; when it matches, nothing is installed.
+# Usage:  bash scripts/verl_env.sh        (VERL_VENV=dir to move it, PYTHON=python3.11 to choose)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV="${VERL_VENV:-.venv-verl}"
+STAMP="$VENV/.verl-stamp"
+
+TORCH_PIN="torch==2.13.0"
+VERL_PIN="verl==0.9.1"
+# verl 0.9.1's own bounds for the packages its reward loop imports.
+REWARD_PATH_REQS=(
+  "transformers>=5.5.3,<5.11,!=5.6.0"
+  "tensordict>=0.8,<=0.10.0,!=0.9.0"
+  "numpy>=2"
+  "omegaconf"
+  "hydra-core"
+  "ray>=2.41"
+  "codetiming"
+  "dill"
+  "pylatexenc"
+  "aiohttp"
+)
+# The client side of this project, and what the tests import.
+CLIENT_AND_TEST_REQS=(
+  "httpx>=0.27,<1"
+  "tqdm>=4.66"
+  "pytest>=8"
+  "pytest-asyncio>=0.24"
+  "pytest-timeout>=2.3"
+  "jsonschema>=4.18"
+)
+
+want="$( {
+  printf '%s\n' "$PYTHON" "$TORCH_PIN" "$VERL_PIN" "${REWARD_PATH_REQS[@]}" \
+    "${CLIENT_AND_TEST_REQS[@]}"
+  cat pyproject.toml
+} | sha256sum | cut -d' ' -f1)"
+
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+  echo "verl-env: $VENV is up to date (stamp $STAMP matches the requirements)"
+  exit 0
+fi
+
+start=$SECONDS
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "verl-env: creating $VENV with $PYTHON"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+fi
+PIP=("$VENV/bin/python" -m pip install -q)
+
+echo "verl-env: installing $TORCH_PIN (the local CPU wheel)"
+"${PIP[@]}" "$TORCH_PIN"
+
+echo "verl-env: installing $VERL_PIN --no-deps and its reward path's imports"
+"${PIP[@]}" --no-deps "$VERL_PIN"
+"${PIP[@]}" "$TORCH_PIN" "${REWARD_PATH_REQS[@]}" "${CLIENT_AND_TEST_REQS[@]}"
+echo "verl-env: (pip's note that verl's other dependencies are missing is expected: the"
+echo "verl-env:  reward path does not import them)"
+
+echo "verl-env: installing the project editable, --no-deps (the client side)"
+"${PIP[@]}" --no-deps -e .
+
+echo "verl-env: checking that verl's reward loop imports"
+"$VENV/bin/python" - <<'EOF'
+import torch
+import transformers
+import verl
+from verl.experimental.reward_loop import RewardLoopManager  # noqa: F401
+from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
+
+import clients.adapters.verl  # noqa: F401
+
+for name in ("naive", "rate_limited"):
+    get_reward_manager_cls(name)
+print(
+    f"verl-env: verl {verl.__version__}, torch {torch.__version__}, "
+    f"transformers {transformers.__version__}"
+)
+EOF
+
+echo "$want" >"$STAMP"
+echo "verl-env: $VENV ready in $((SECONDS - start)) s (stamp $STAMP)"
