@@ -11,7 +11,8 @@ to uvicorn's httptools protocol and a bound on concurrent connections:
 * **the body** must be complete within ``REWARD_BODY_TIMEOUT_S`` of its headers; otherwise
   408 (when no response has started) and close. The app sees a client disconnect, which the
   access middleware counts as 499, never as a 500;
-* beyond ``REWARD_MAX_CONNECTIONS`` open connections uvicorn answers 503 at once.
+* beyond ``REWARD_MAX_CONNECTIONS`` open connections (or requests in flight) a request is
+  answered 503 at once, with ``Retry-After`` and the service's ``{"error": …}`` body.
 
 Why a protocol subclass rather than ASGI middleware: the app is only called once headers are
 complete, so a header deadline cannot live in the app.
@@ -48,10 +49,12 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
 
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
+    max_connections: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
+        self.limit_concurrency = None  # uvicorn's own check answers in plain text; ours below
 
     def _arm(self, seconds: float, what: str) -> None:
         self._disarm()
@@ -80,7 +83,15 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
-        super().on_headers_complete()
+        limit = self.max_connections
+        if limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit):
+            app, self.app = self.app, _over_capacity
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+        else:
+            super().on_headers_complete()
         self._arm(self.body_timeout_s, "body")
 
     def on_message_complete(self) -> None:
@@ -95,12 +106,25 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
             self._arm(self.header_timeout_s, "headers")
 
 
-def protocol_with_deadlines(header_timeout_s: float, body_timeout_s: float) -> type:
-    """A :class:`DeadlineHttpProtocol` subclass with these deadlines (``uvicorn.run(http=…)``)."""
+async def _over_capacity(scope: Any, receive: Any, send: Any) -> None:
+    """The answer beyond the connection bound: 503 in the service's error shape."""
+    body = b'{"error":"server at REWARD_MAX_CONNECTIONS; retry shortly"}'
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"retry-after", b"1"), (b"connection", b"close"),
+    ]})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def protocol_with_deadlines(
+    header_timeout_s: float, body_timeout_s: float, max_connections: int | None = None
+) -> type:
+    """A :class:`DeadlineHttpProtocol` subclass with these limits (``uvicorn.run(http=…)``)."""
     return type(
         "ConfiguredDeadlineHttpProtocol",
         (DeadlineHttpProtocol,),
-        {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s},
+        {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s,
+         "max_connections": max_connections},
     )
 
 
@@ -109,8 +133,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "host": settings.host,
         "port": settings.port,
-        "http": protocol_with_deadlines(settings.header_timeout_s, settings.body_timeout_s),
-        "limit_concurrency": settings.max_connections,
+        "http": protocol_with_deadlines(
+            settings.header_timeout_s, settings.body_timeout_s, settings.max_connections
+        ),
         "timeout_keep_alive": 5,
         "log_config": None,
         "access_log": False,

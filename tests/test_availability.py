@@ -129,6 +129,8 @@ def test_connections_beyond_the_limit_are_refused_with_503():
             time.sleep(0.3)
             r = httpx.get(f"{srv.url}/health", timeout=5)
             assert r.status_code == 503
+            assert "REWARD_MAX_CONNECTIONS" in r.json()["error"]  # the service's error shape
+            assert r.headers["retry-after"] == "1"
         finally:
             for s in idle:
                 s.close()
