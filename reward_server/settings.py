@@ -80,6 +80,18 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(
         1048576, ge=1, description="/get_reward: characters per query, checked before any work."
     )
+    get_reward_invalid: float | None = Field(
+        None,
+        allow_inf_nan=False,
+        description="/get_reward: the number given to unscorable samples (unset: null); "
+        "OpenRLHF turns rewards into a tensor without a null check.",
+    )
+    get_reward_judge_retry_s: float = Field(
+        150.0,
+        ge=0,
+        description="/get_reward: seconds a judge failure is retried inside the request "
+        "before the 503 (OpenRLHF ignores Retry-After; 0: no retry).",
+    )
     header_timeout_s: float = Field(
         10.0, gt=0, description="Seconds a client has to send a request's headers."
     )
@@ -92,7 +104,7 @@ class Settings(BaseSettings):
     log_level: str = Field("warning", description="Log level (JSON logs on stderr).")
 
     @field_validator("judge_model", "judge_base_url", "judge_api_key", "api_key", "redis_url",
-                     "profile", mode="before")
+                     "profile", "get_reward_invalid", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # docker-compose passes `VAR=` for unset variables; treat that as "not configured".

@@ -87,7 +87,8 @@ def test_401_is_sent_as_declared():
 
 def test_judge_503_carries_retry_after_and_the_declared_body():
     env = {"REWARD_JUDGE_BACKEND": "openai", "REWARD_JUDGE_MODEL": "m",
-           "REWARD_JUDGE_BASE_URL": "http://127.0.0.1:9/v1"}  # nothing listens: judge down
+           "REWARD_JUDGE_BASE_URL": "http://127.0.0.1:9/v1",  # nothing listens: judge down
+           "REWARD_GET_REWARD_JUDGE_RETRY_S": "0"}  # the 503 at once, not after the retries
     with RewardServer(env) as server:
         spec = httpx.get(server.url + "/openapi.json").json()
         r = _get_reward(server.url, {"query": ["<think>x</think><answer>y</answer>"]})

@@ -1,11 +1,11 @@
-"""OpenRLHF and the reward service.
+"""OpenRLHF and the reward service (flags as OpenRLHF 0.11 spells them).
 
 **HTTP mode (nothing to install on the OpenRLHF side).** The service speaks OpenRLHF's remote
 reward protocol on ``POST /get_reward`` with its default profile::
 
     python -m openrlhf.cli.train_ppo_ray ... \\
-        --remote_rm_url http://HOST:8000/get_reward \\
-        --label_key labels          # the dataset column holding the labels
+        --reward.remote_url http://HOST:8000/get_reward \\
+        --data.label_key labels     # the dataset column holding the labels
 
 A label is a JSON object, a JSON string of one, or a bare ``safe``/``unsafe`` (the combined
 tag)::
@@ -13,27 +13,31 @@ tag)::
     {"prompt": "...", "labels": "{\\"image_tag\\": \\"safe\\", \\"text_tag\\": \\"unsafe\\",
                                   \\"combine_tag\\": \\"unsafe\\"}"}
 
-Caveat, checked against OpenRLHF 0.11.2: it turns each reply into ``torch.tensor([reward])``
-with no handling of ``null``, so a sample the service cannot score (``null`` reward: missing
-label, unparseable judge answer) breaks that rollout. If that can happen in your data, use the
-file mode below, which makes you choose the number.
+Two limits of HTTP mode, checked against OpenRLHF 0.11.2: it turns each reply into
+``torch.tensor([reward])`` with no handling of ``null``, so a sample the service cannot score
+stops the run unless the service runs with ``REWARD_GET_REWARD_INVALID`` set (e.g. ``0``);
+and its HTTP client sends no headers, so it cannot pass ``REWARD_API_KEY`` (the 401 is
+retried five times, swallowed, and the reward becomes ``None``). File mode has neither.
 
-**File mode** (``--remote_rm_url /path/to/file.py``): OpenRLHF imports the file and calls
+**File mode** (``--reward.remote_url /path/to/file.py``): OpenRLHF imports the file and calls
 ``reward_func(queries, prompts, labels)`` in a worker thread. This module is such a file::
 
     export REWARD_SERVICE_URL=http://HOST:8000
     export REWARD_SERVICE_INVALID_REWARD=0.0     # required: the reward of an unscorable sample
     export REWARD_SERVICE_PROFILE=safegrpo_plus  # optional; the server default otherwise
-    python -m openrlhf.cli.train_ppo_ray ... --label_key labels \\
-        --remote_rm_url $(python -c "import clients.adapters.openrlhf as m; print(m.__file__)")
+    export REWARD_SERVICE_API_KEY=...            # optional; the service's REWARD_API_KEY
+    ADAPTER="$(python -c 'import clients.adapters.openrlhf as m; print(m.__file__)')"
+    python -m openrlhf.cli.train_ppo_ray ... --data.label_key labels \\
+        --reward.remote_url "$ADAPTER"
 
-It calls ``POST /score`` (so it may name a profile, send an API key from
-``REWARD_SERVICE_API_KEY``, and gets retries), finds the response in the query and strips the
-end-of-turn tokens OpenRLHF leaves on it (``skip_special_tokens=False``) by the service's own
-rule, ``reward_formats.split_query`` with ``END_OF_TURN_TOKENS``
-(``REWARD_SERVICE_STRIP_TOKENS``, a comma list, overrides the tokens), and returns
+It calls ``POST /score`` (so it may name a profile, send an API key, and gets retries), finds
+the response in the query by the service's own rule (``reward_formats.split_query``: the
+prompt verbatim, then with vision placeholders collapsed, then after the assistant header)
+and strips the end-of-turn tokens OpenRLHF leaves on it (``skip_special_tokens=False``;
+``REWARD_SERVICE_STRIP_TOKENS``, a comma list, overrides ``END_OF_TURN_TOKENS``). It returns
 ``{"rewards", "scores", "extra_logs"}`` with ``extra_logs["valid"]`` (1/0) and the components
-named in ``REWARD_SERVICE_COMPONENTS`` (NaN where absent).
+or penalties named in ``REWARD_SERVICE_COMPONENTS``, every value a number: the invalid reward
+where a sample has none (as the service's ``/get_reward`` fills with its own setting).
 
 The tradeoff of ``REWARD_SERVICE_INVALID_REWARD`` (OpenRLHF cannot drop a sample): the lowest
 reward (0.0) treats "could not score" as "bad answer" and pushes the policy away from a rollout
@@ -84,7 +88,8 @@ def make_reward_func(
         invalid_reward: the reward given to a sample the service answers ``invalid`` for
             (required: see the module doc for the tradeoff).
         profile / api_key: as for ``RewardClient``.
-        components: component names to report in ``extra_logs`` (fixed keys; NaN if absent).
+        components: component or penalty names to report in ``extra_logs`` (the same keys
+            in every reply; ``invalid_reward`` where a sample has none).
         strip_tokens: tokens removed from the end of each response before scoring.
         timeout / client_kwargs: passed to ``RewardClient``.
     """
@@ -123,12 +128,21 @@ def make_reward_func(
         rewards = [r.reward if r.ok else float(invalid_reward) for r in results]
         extra = {"valid": [1.0 if r.ok else 0.0 for r in results]}
         for name in components:
-            extra[name] = [float(r.components.get(name, math.nan)) for r in results]
+            extra[name] = [_logged(r, name, float(invalid_reward)) for r in results]
         return {"rewards": _tensor(rewards), "scores": _tensor(rewards),
                 "extra_logs": {k: _tensor(v) for k, v in extra.items()}}
 
     reward_func.client = client  # type: ignore[attr-defined]
     return reward_func
+
+
+def _logged(result: Result, name: str, fill: float) -> float:
+    """A component or penalty of a scored sample; ``fill`` where it has none or is unscored
+    (OpenRLHF logs every value as a number, so no NaN)."""
+    if not result.ok:
+        return fill
+    value = result.components.get(name, result.penalties.get(name))
+    return fill if value is None else float(value)
 
 
 def _tensor(values: list[float]):

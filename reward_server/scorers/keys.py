@@ -1,0 +1,86 @@
+"""The component and penalty names a profile's results can carry, known without scoring.
+
+OpenRLHF reads every sample's ``extra_logs`` by the keys of the first sample of a batch, so
+``/get_reward`` must send the same keys in every reply of a profile, whatever the samples
+were (scored, unscorable, judged or not). Those keys come from the profile's configuration
+alone, here:
+
+* ``rules``: ``format``, ``tag``, ``behavior`` (``RulesScorer``); no penalties.
+* ``judge``: ``format``, each dimension of the profile's rubric, and ``process_safety`` for
+  a process rubric; penalties: each flag of the rubric (``JudgeScorer`` through
+  ``safer_vlm.aggregate``). A response without an answer block carries only ``format``:
+  these are the names a result *can* carry.
+* ``mix``: each part's names prefixed as ``MixScorer`` prefixes them (``rules.``/``judge.``,
+  or the part's profile name when two parts would share a prefix), plus the fallback's
+  names under its ``rules.``/``judge.`` prefix.
+
+A read-only mirror of what the scorers write; ``tests/test_get_reward.py`` scores every
+built-in profile and checks that no result carries a name missing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from reward_server.profiles import Profile
+
+__all__ = ["RewardKeys", "reward_keys"]
+
+_RULES = ("format", "tag", "behavior")
+
+
+class RewardKeys(NamedTuple):
+    """The names of a profile's components and of its penalties, each sorted."""
+
+    components: tuple[str, ...]
+    penalties: tuple[str, ...]
+
+
+def _side(profile: Profile) -> str:
+    """The prefix a mix gives a part by its kind (``MixScorer``'s ``rules``/``judge``)."""
+    return "judge" if profile.kind == "judge" else "rules"
+
+
+def _prefixed(prefix: str, keys: RewardKeys) -> RewardKeys:
+    return RewardKeys(
+        tuple(f"{prefix}.{k}" for k in keys.components),
+        tuple(f"{prefix}.{k}" for k in keys.penalties),
+    )
+
+
+def reward_keys(profile: Profile, profiles: Mapping[str, Profile]) -> RewardKeys:
+    """Every component and penalty name a result of ``profile`` can carry.
+
+    Args:
+        profile: the profile (already checked by ``load_profiles``).
+        profiles: every profile by name, for a mix's parts and fallback.
+
+    >>> from reward_server.profiles import BUILTIN_PROFILES as P
+    >>> reward_keys(P["safegrpo"], P)
+    RewardKeys(components=('behavior', 'format', 'tag'), penalties=())
+    >>> reward_keys(P["hybrid"], P).penalties
+    ('judge.contradiction', 'judge.hallucination')
+    """
+    if profile.kind == "rules":
+        return RewardKeys(tuple(sorted(_RULES)), ())
+    if profile.kind == "judge":
+        rubric = profile.rubric
+        components = ["format", *(d.name for d in rubric.dimensions)]
+        if rubric.process:
+            components.append("process_safety")
+        return RewardKeys(tuple(sorted(components)), tuple(sorted(f.name for f in rubric.flags)))
+    parts = [profiles[name] for name in profile.parts]
+    sides = [_side(part) for part in parts]
+    prefixes = sides if len(set(sides)) == len(sides) else [part.name for part in parts]
+    named = [
+        _prefixed(prefix, reward_keys(part, profiles))
+        for prefix, part in zip(prefixes, parts, strict=True)
+    ]
+    if profile.fallback is not None:
+        fallback = profiles[profile.fallback]
+        named.append(_prefixed(_side(fallback), reward_keys(fallback, profiles)))
+    return RewardKeys(
+        tuple(sorted({k for keys in named for k in keys.components})),
+        tuple(sorted({k for keys in named for k in keys.penalties})),
+    )
