@@ -25,12 +25,12 @@ from bench.report import render_markdown, render_png
 FULL = {"batches": [1, 16, 256], "bodies": 64, "concurrency": 4, "seconds": 4.0,
         "cache_bodies": 400, "groups": 32, "judge_batch": 32, "judge_bodies": 64,
         "judge_clients": 8, "batching_bodies": 256, "batching_clients": 32,
-        "modes_samples": 32, "batching_new_tokens": 64}
+        "modes_samples": 32, "batching_new_tokens": 64, "process_rounds": 3}
 FULL_OUT = "bench/results"
 QUICK = {"batches": [1, 16], "bodies": 8, "concurrency": 2, "seconds": 0.5,
          "cache_bodies": 20, "groups": 2, "judge_batch": 8, "judge_bodies": 8,
          "judge_clients": 2, "batching_bodies": 16, "batching_clients": 8,
-         "modes_samples": 4, "batching_new_tokens": 16}
+         "modes_samples": 4, "batching_new_tokens": 16, "process_rounds": 1}
 
 
 def make_parser() -> argparse.ArgumentParser:

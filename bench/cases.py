@@ -143,5 +143,6 @@ CASES = {
     "judge": _judge_case("case_judge"),
     "batching": _judge_case("case_batching"),
     "modes": _judge_case("case_modes"),
+    "process": _judge_case("case_process"),
     "grpo_dedup": case_grpo_dedup,
 }

@@ -70,6 +70,7 @@ def _bodies(n_bodies: int, batch: int, salt: str) -> list[bytes]:
 def _raw_backend_rate(mode: str, batch: int, seconds: float) -> float:
     """The limit: the judge engine's batch function on full batches, no service around it."""
     from reward_server.domain import Sample
+    from reward_server.judge.engine import JudgeItem
     from reward_server.judge.factory import build_judge
     from reward_server.settings import Settings
 
@@ -84,8 +85,8 @@ def _raw_backend_rate(mode: str, batch: int, seconds: float) -> float:
         while time.perf_counter() - start < seconds or count == 0:
             raw = _samples(batch, f"raw-{k}")
             k += 1
-            samples = [Sample(prompt=s["prompt"], response=s["response"]) for s in raw]
-            await judge._run_batch(samples)
+            items = [JudgeItem(Sample(prompt=s["prompt"], response=s["response"])) for s in raw]
+            await judge.run_batch(items)
             count += batch
         rate = count / (time.perf_counter() - start)
         await judge.aclose()
@@ -164,6 +165,88 @@ def case_modes(cfg: dict[str, Any]) -> dict[str, Any]:
     }
     rows.append(agreement)
     return {"case": "modes", "rows": rows}
+
+
+STEPPED_REASONING = (
+    "<think>Step 1: The image shows item {i} on a kitchen table. "
+    "Step 2: The user asks what to do with it. "
+    "Step 3: Nothing in the image or the request points to harm. "
+    "Step 4: A practical, safe answer serves the user. "
+    "Step 5: Answer plainly.</think><answer>Use item {i} as intended. ({salt})</answer>"
+)
+
+
+def _stepped(n: int, salt: str) -> list[dict[str, Any]]:
+    """Samples whose reasoning has five SafeGRPO ``Step N:`` steps."""
+    return [{"prompt": f"[{salt}] Question {i}: what should I do with the item in the picture?",
+             "response": STEPPED_REASONING.format(i=i, salt=salt)} for i in range(n)]
+
+
+def _prompt_tokens(items: list[dict[str, Any]], profile: str) -> tuple[float, int]:
+    """Mean prompt tokens of the judge conversation under ``profile`` on the tiny judge's
+    tokenizer, and the prefills per sample in ``logprob`` mode."""
+    from transformers import AutoTokenizer
+
+    from reward_formats.steps import split_steps
+    from reward_server.domain import Sample
+    from reward_server.judge.logprob import probes
+    from reward_server.judge.prompts import build_input
+    from reward_server.judge.rubric_prompt import prompt_for
+    from reward_server.profiles import BUILTIN_PROFILES
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_judge())
+    rubric = BUILTIN_PROFILES[profile].rubric
+    counts, prefills = [], 0
+    for item in items:
+        steps = split_steps(item["response"]) if rubric.process else []
+        effective = rubric if steps else rubric.without_process()
+        conversation = build_input(Sample(prompt=item["prompt"], response=item["response"]),
+                                   sees_images=False, template=prompt_for(effective), steps=steps)
+        text = tokenizer.apply_chat_template(conversation.text_messages(),
+                                             add_generation_prompt=True, tokenize=False)
+        counts.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
+        prefills = sum(p.prefills for p in probes(effective, len(steps)))
+    return statistics.fmean(counts), prefills
+
+
+def case_process(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Case 7: process-level judging (``safer_vlm_process``, five steps per sample) vs plain
+    ``safer_vlm`` on the same samples and server, in both modes: prompt tokens, prefills,
+    samples/s, and the cost ratio.
+
+    Every request is sent once untimed first (the cache is off): on CPU the first pass of
+    a new tensor shape costs several times a steady one, and the two profiles make
+    different shapes. Then the two profiles alternate for ``process_rounds`` rounds; the
+    rates are medians and the ratio is the median of the rounds' ratios, so load from
+    elsewhere on the machine hits both sides alike.
+    """
+    n = cfg["modes_samples"]
+    profiles = ("safer_vlm", "safer_vlm_process")
+    tokens = {p: _prompt_tokens(_stepped(1, "tokens"), p) for p in profiles}
+    rows = []
+    for mode in ("logprob", "generate"):
+        rates: dict[str, list[float]] = {p: [] for p in profiles}
+        with _judge_server(_judge_env(mode)) as server:
+            bodies = {p: {"profile": p, "samples": _stepped(n, mode)} for p in profiles}
+            for body in bodies.values():
+                httpx.post(server.url + "/score", json=body, timeout=600).raise_for_status()
+            for _ in range(cfg.get("process_rounds", 1)):
+                for profile, body in bodies.items():
+                    start = time.perf_counter()
+                    httpx.post(server.url + "/score", json=body, timeout=600).raise_for_status()
+                    rates[profile].append(n / (time.perf_counter() - start))
+        for profile in profiles:
+            prompt, prefills = tokens[profile]
+            rows.append({"label": f"{mode}: {profile}",
+                         "samples_per_s": round(statistics.median(rates[profile]), 2),
+                         "prompt_tokens": round(prompt, 1),
+                         "prefills": prefills if mode == "logprob" else None})
+        ratios = [b / a for a, b in zip(rates[profiles[0]], rates[profiles[1]], strict=True)]
+        rows.append({"label": f"{mode}: process / plain",
+                     "samples_per_s": round(statistics.median(ratios), 3),
+                     "prompt_tokens": round(tokens[profiles[1]][0] / tokens[profiles[0]][0], 3),
+                     "prefills": None})
+    return {"case": "process", "rows": rows}
 
 
 def case_grpo_judge(cfg: dict[str, Any]) -> dict[str, Any]:

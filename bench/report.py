@@ -35,7 +35,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {row['backend']} | {_fmt(row['miss']['p50_ms'], 2)} | "
                          f"{_fmt(row['hit']['p50_ms'], 2)} | {_fmt(row['hit']['p99_ms'], 2)} |")
         lines.append("")
-    for name in ("judge", "batching", "modes"):
+    for name in ("judge", "batching", "modes", "process"):
         if name in cases:
             rows = cases[name]["rows"]
             keys = [k for k in rows[0] if not isinstance(rows[0][k], dict)]
@@ -43,7 +43,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                       "|---" * (len(keys) + 1) + "|"]
             for row in rows:
                 lines.append("| | " + " | ".join(
-                    _fmt(row[k], 3) if isinstance(row[k], float) else str(row[k]) for k in keys
+                    _fmt(row[k], 3) if isinstance(row[k], float | None) else str(row[k])
+                    for k in keys
                 ) + " |")
             lines.append("")
     if "grpo_dedup" in cases:

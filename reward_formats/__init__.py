@@ -23,6 +23,14 @@ Public API (import from the submodule or from the package):
     ``judge_split(response) -> (reasoning | None, answer)``
         what the SaFeR-VLM judge is shown (before / from the first ``<answer>``, tags dropped).
 
+``reward_formats.steps`` — the reasoning's steps, with offsets (process-level judging,
+step-level credit, per-step evaluation):
+    ``split_steps(response, max_steps=MAX_STEPS) -> list[Step]``
+        ``Step(index, start, end)`` (a NamedTuple, ``index`` from 1); cut on ``Step N:``
+        markers, else on blank lines; at most ``MAX_STEPS`` (12), more merged into that
+        many of near-equal length; ``response[start:end]`` is the step's text.
+    ``reasoning_span(response) -> (start, end) | None``: where ``reasoning`` reads.
+
 ``reward_formats.queries`` — OpenRLHF's prompt+response query:
     ``END_OF_TURN_TOKENS``: the end-of-turn/EOS/padding tokens stripped from a response.
     ``strip_end_of_turn(text, tokens=END_OF_TURN_TOKENS) -> str`` (linear).
@@ -85,15 +93,18 @@ from reward_formats.response import (
     reasoning,
     split_response,
 )
+from reward_formats.steps import MAX_STEPS, Step, reasoning_span, split_steps
 
 __all__ = [
     "END_OF_TURN_TOKENS",
     "MATCHERS",
+    "MAX_STEPS",
     "MIME_TYPES",
     "TAG_KEYS",
     "TAG_VALUES",
     "LabelError",
     "QuerySplit",
+    "Step",
     "answer_body",
     "answer_span",
     "as_list",
@@ -107,9 +118,11 @@ __all__ = [
     "normalise_tag",
     "parse_labels",
     "reasoning",
+    "reasoning_span",
     "sniff_mime",
     "split_query",
     "split_response",
+    "split_steps",
     "strip_end_of_turn",
     "tag_rule",
     "to_data_url",

@@ -3,15 +3,17 @@
 A profile names its kind of scorer and that scorer's numbers:
 
 * ``rules`` — SafeGRPO's ``F * (tag_weight*T + behavior_weight*B)`` with a refusal detector;
-* ``judge`` — SaFeR-VLM's weighted judge dimensions, flag penalties and safety gate;
+* ``judge`` — a rubric (``reward_server.rubric``): weighted judge dimensions, flag
+  penalties and a safety gate; SaFeR-VLM's by default, optionally with per-step safety
+  of the reasoning (``process``);
 * ``mix``   — a weighted sum of other profiles (``parts``) with a ``fallback`` profile for
   samples some part cannot score (``hybrid``: rules need labels, the judge does not).
 
-A profile is checked here for everything this module can know (kinds, weights, parts);
-the refusal detector's name is checked, and ``rubric_version`` computed, where scorers
-are built (``reward_server.scorers.registry``), since only the scorers know the detectors
-and the judge. Configuration depends on nothing it configures, so ``profiles`` imports
-the rubric's data (``reward_server.rubric``) and no scorer.
+A profile is checked here for everything this module can know (kinds, weights, parts, the
+rubric); the refusal detector's name is checked, and ``rubric_version`` computed, where
+scorers are built (``reward_server.scorers.registry``), since only the scorers know the
+detectors and the judge. Configuration depends on nothing it configures, so ``profiles``
+imports the rubric's data (``reward_server.rubric``) and no scorer.
 
 Extra or overriding profiles come from a TOML file (``REWARD_PROFILES_FILE``)::
 
@@ -23,26 +25,30 @@ Extra or overriding profiles come from a TOML file (``REWARD_PROFILES_FILE``)::
     refusal = "plus"
     tag_weight = 0.3
     behavior_weight = 0.7
+
+A judge profile's rubric keys (``extends``, ``dimensions``, ``flags``, ``renormalise``,
+``gate_dimensions``, ``process``, ...) are read by ``reward_server.rubric_config``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from reward_server.rubric import CONTRACT_WEIGHTS, DIMENSIONS, SaferVLMWeights
+from reward_server.rubric import SAFER_VLM, Rubric, RubricError, SaferVLMWeights
+from reward_server.rubric_config import JUDGE_KEYS, check_rubric, rubric_from_table
 
 ProfileKind = Literal["rules", "judge", "mix"]
 _KINDS = ("rules", "judge", "mix")
 
-_FIELDS_BY_KIND: dict[str, tuple[str, ...]] = {
-    "rules": ("refusal", "tag_weight", "behavior_weight"),
-    "judge": ("weights", "penalty_per_flag_point", "safety_gate", "gated_scale"),
-    "mix": ("parts", "fallback"),
+#: The TOML keys of each kind, besides ``kind`` and ``description``.
+_KEYS_BY_KIND: dict[str, frozenset[str]] = {
+    "rules": frozenset({"refusal", "tag_weight", "behavior_weight"}),
+    "judge": JUDGE_KEYS,
+    "mix": frozenset({"parts", "fallback"}),
 }
 
 
@@ -52,7 +58,12 @@ class ProfileError(ValueError):
 
 @dataclass(frozen=True)
 class Profile:
-    """One reward profile. Only the fields of its ``kind`` matter."""
+    """One reward profile. Only the fields of its ``kind`` matter.
+
+    Attributes:
+        rubric: a judge profile's rubric (checked).
+        extends: the judge profile whose rubric this one extended, shown in its config.
+    """
 
     name: str
     kind: ProfileKind
@@ -60,28 +71,43 @@ class Profile:
     refusal: str = "keyword"
     tag_weight: float = 0.5
     behavior_weight: float = 0.5
-    weights: dict[str, float] = field(default_factory=lambda: dict(CONTRACT_WEIGHTS.weights))
-    penalty_per_flag_point: float = CONTRACT_WEIGHTS.penalty_per_flag_point
-    safety_gate: float = CONTRACT_WEIGHTS.safety_gate
-    gated_scale: float = CONTRACT_WEIGHTS.gated_scale
+    rubric: Rubric = SAFER_VLM
+    extends: str | None = None
     parts: dict[str, float] = field(default_factory=dict)
     fallback: str | None = None
 
     def config(self) -> dict[str, Any]:
         """The effective configuration: kind, description and the fields of this kind."""
         out: dict[str, Any] = {"kind": self.kind, "description": self.description}
-        for name in _FIELDS_BY_KIND[self.kind]:
-            out[name] = getattr(self, name)
+        if self.kind == "rules":
+            out.update(refusal=self.refusal, tag_weight=self.tag_weight,
+                       behavior_weight=self.behavior_weight)
+        elif self.kind == "judge":
+            if self.extends is not None:
+                out["extends"] = self.extends
+            out["rubric"] = self.rubric.as_config()
+        else:
+            out.update(parts=self.parts, fallback=self.fallback)
         return out
 
     @property
-    def judge_weights(self) -> SaferVLMWeights:
-        return SaferVLMWeights(
-            weights=dict(self.weights),
-            penalty_per_flag_point=self.penalty_per_flag_point,
-            safety_gate=self.safety_gate,
-            gated_scale=self.gated_scale,
-        )
+    def weights(self) -> dict[str, float]:
+        """A judge profile's dimension weights (a new dict)."""
+        return self.rubric.weights
+
+    @property
+    def safety_gate(self) -> float:
+        return self.rubric.safety_gate
+
+    @property
+    def gated_scale(self) -> float:
+        return self.rubric.gated_scale
+
+    @property
+    def judge_weights(self) -> SaferVLMWeights | None:
+        """The numbers as ``SaferVLMWeights`` when the rubric is the built-in one with some
+        numbers changed, else ``None`` (see ``Rubric.legacy_weights``)."""
+        return self.rubric.legacy_weights()
 
 
 BUILTIN_PROFILES: dict[str, Profile] = {
@@ -108,6 +134,15 @@ BUILTIN_PROFILES: dict[str, Profile] = {
             "dimensions, hallucination/contradiction penalties, safety gate.",
         ),
         Profile(
+            "safer_vlm_process",
+            "judge",
+            "safer_vlm plus the safety of each reasoning step, scored in the same judge call: "
+            "component process_safety, the step minimum in the safety gate, judge.steps and "
+            "judge.first_unsafe_step.",
+            rubric=replace(SAFER_VLM, process=True),
+            extends="safer_vlm",
+        ),
+        Profile(
             "hybrid",
             "mix",
             "0.5*safegrpo_plus + 0.5*safer_vlm for labelled samples; safer_vlm alone otherwise.",
@@ -127,17 +162,10 @@ def _check(profile: Profile, known: dict[str, Profile]) -> None:
         if tw < 0 or bw < 0 or tw + bw > 1 + 1e-9:
             raise ProfileError(f"{where}: tag_weight and behavior_weight must be >= 0, sum <= 1")
     elif profile.kind == "judge":
-        unknown = set(profile.weights) - set(DIMENSIONS)
-        if unknown:
-            raise ProfileError(
-                f"{where}: unknown judge dimensions {sorted(unknown)}; expected {list(DIMENSIONS)}"
-            )
-        if any(w < 0 for w in profile.weights.values()) or not math.isclose(
-            sum(profile.weights.values()), 1.0, abs_tol=1e-6
-        ):
-            raise ProfileError(f"{where}: judge weights must be >= 0 and sum to 1")
-        if not 0 <= profile.gated_scale <= 1 or profile.penalty_per_flag_point < 0:
-            raise ProfileError(f"{where}: gated_scale must be in [0, 1], penalties >= 0")
+        try:
+            check_rubric(profile.rubric)
+        except RubricError as exc:
+            raise ProfileError(f"{where}: {exc}") from None
     else:
         if not profile.parts:
             raise ProfileError(f"{where}: a mix needs parts = {{profile = weight, ...}}")
@@ -153,6 +181,86 @@ def _check(profile: Profile, known: dict[str, Profile]) -> None:
             raise ProfileError(f"{where}: part weights must be >= 0 and sum to 1")
 
 
+class _Loader:
+    """Applies a TOML file's ``[profiles.<name>]`` tables to the built-ins, in file order,
+    except that a table another one ``extends`` is applied first."""
+
+    def __init__(self, path: Path, tables: dict[str, Any], profiles: dict[str, Profile]) -> None:
+        self.path, self.tables, self.profiles = path, tables, profiles
+        self.done: set[str] = set()
+        self.resolving: list[str] = []
+
+    def apply_all(self) -> None:
+        for name in self.tables:
+            self.apply(name)
+
+    def apply(self, name: str) -> None:
+        if name in self.done:
+            return
+        if name in self.resolving:
+            cycle = " -> ".join([*self.resolving[self.resolving.index(name):], name])
+            raise ProfileError(f"{self.path}: profiles extend each other in a cycle: {cycle}")
+        spec = self.tables[name]
+        if not isinstance(spec, dict):
+            raise ProfileError(f"{self.path}: profiles.{name} must be a table")
+        self.resolving.append(name)
+        try:
+            self.profiles[name] = self._build(name, spec)
+        finally:
+            self.resolving.pop()
+        self.done.add(name)
+
+    def _build(self, name: str, spec: dict[str, Any]) -> Profile:
+        existing = self.profiles.get(name)
+        kind = spec.get("kind", existing.kind if existing else None)
+        if kind is None:
+            raise ProfileError(f"{self.path}: new profile {name!r} needs kind = one of {_KINDS}")
+        if kind not in _KINDS:
+            raise ProfileError(
+                f"profile {name!r}: kind must be one of {list(_KINDS)}, got {kind!r}"
+            )
+        valid = {"kind", "description"} | _KEYS_BY_KIND[kind]
+        if unknown := set(spec) - valid:
+            raise ProfileError(
+                f"{self.path}: profiles.{name} has unknown keys {sorted(unknown)} for a {kind} "
+                f"profile; expected some of {sorted(valid)}"
+            )
+        base = existing if existing is not None and existing.kind == kind else None
+        if kind != "judge":
+            values = {k: v for k, v in spec.items() if k != "kind"}
+            if base is not None:
+                return replace(base, **values)
+            return Profile(name=name, kind=kind, **values)
+        return self._judge(name, spec, base)
+
+    def _judge(self, name: str, spec: dict[str, Any], base: Profile | None) -> Profile:
+        parent_name = spec.get("extends")
+        if parent_name is not None:
+            if parent_name in self.tables and parent_name != name:
+                self.apply(parent_name)
+            parent = self.profiles.get(parent_name)
+            if parent is None or parent.kind != "judge" or parent_name == name:
+                judges = sorted(n for n, p in self.profiles.items() if p.kind == "judge")
+                raise ProfileError(
+                    f"profile {name!r}: extends: {parent_name!r} is not another judge profile; "
+                    f"expected one of {judges}"
+                )
+            start: Rubric | None = parent.rubric
+        else:
+            start = base.rubric if base is not None else None
+        try:
+            rubric = rubric_from_table(spec, start)
+        except RubricError as exc:
+            raise ProfileError(f"profile {name!r}: {exc}") from None
+        return Profile(
+            name=name,
+            kind="judge",
+            description=spec.get("description", base.description if base else ""),
+            rubric=rubric,
+            extends=parent_name if parent_name is not None else (base.extends if base else None),
+        )
+
+
 def load_profiles(path: Path | None = None) -> dict[str, Profile]:
     """Built-ins, updated by the TOML file when given (partial overrides merge field-wise)."""
     profiles = dict(BUILTIN_PROFILES)
@@ -164,22 +272,9 @@ def load_profiles(path: Path | None = None) -> dict[str, Profile]:
         table = data.get("profiles")
         if not isinstance(table, dict) or not table:
             raise ProfileError(f"REWARD_PROFILES_FILE={path}: expected [profiles.<name>] tables")
-        valid = {f.name for f in dataclasses.fields(Profile)} - {"name"}
-        for name, spec in table.items():
-            if not isinstance(spec, dict):
-                raise ProfileError(f"{path}: profiles.{name} must be a table")
-            unknown = set(spec) - valid
-            if unknown:
-                raise ProfileError(
-                    f"{path}: profiles.{name} has unknown keys {sorted(unknown)}; "
-                    f"expected some of {sorted(valid)}"
-                )
-            if name in profiles:
-                profiles[name] = dataclasses.replace(profiles[name], **spec)
-            elif "kind" not in spec:
-                raise ProfileError(f"{path}: new profile {name!r} needs kind = one of {_KINDS}")
-            else:
-                profiles[name] = Profile(name=name, **spec)
+        _Loader(Path(path), table, profiles).apply_all()
     for profile in profiles.values():
         _check(profile, profiles)
     return profiles
+
+

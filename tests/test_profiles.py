@@ -23,7 +23,8 @@ GOOD = (
 
 
 def test_builtins_are_the_contracts():
-    assert set(BUILTIN_PROFILES) == {"safegrpo", "safegrpo_plus", "safer_vlm", "hybrid"}
+    assert set(BUILTIN_PROFILES) == {"safegrpo", "safegrpo_plus", "safer_vlm",
+                                     "safer_vlm_process", "hybrid"}
     assert BUILTIN_PROFILES["safegrpo"].refusal == "keyword"
     assert BUILTIN_PROFILES["safegrpo_plus"].refusal == "plus"
     assert BUILTIN_PROFILES["hybrid"].parts == {"safegrpo_plus": 0.5, "safer_vlm": 0.5}

@@ -21,7 +21,9 @@ missing model directory or a wrong URL, key or profile is reported at once
 - Reward: ``clients.trl_reward`` against ``reward_url``. A sample the service cannot score gets
   ``None``: TRL turns it into NaN, keeps it out of its group's mean and std, and gives it zero
   advantage (``GRPOTrainer._generate_and_score_completions``, ``unscorable_mask``); it is never
-  a 0. Each reward component is logged per step as ``rewards/<name>/<component>``.
+  a 0. Each reward component is logged per step as ``rewards/<name>/<component>``; with a
+  process profile also ``rewards/<name>/unsafe_step_frac`` and
+  ``rewards/<name>/first_unsafe_step`` (``trainer.steps``).
 - ``--safety_rollout``: unsafe completions are reflected on and corrected by the policy before
   the update (``trainer.rollout``).
 """
@@ -120,10 +122,11 @@ def build_trainer(
         from trl import GRPOTrainer, get_peft_config
 
         from trainer.rollout import SafetyGRPOTrainer, SafetyRollout
-    from clients import RewardClient, trl_reward
+    from clients import RewardClient
     from trainer.dataset import default_image_root, load_raw, prepare_dataset
     from trainer.prompts import instruction_for
     from trainer.reward_funcs import gate_on_service, load_reward_funcs
+    from trainer.steps import StepLoggingReward
 
     if not model_args.model_name_or_path:
         raise SystemExit("set model_name_or_path (a hub id or a local directory)")
@@ -155,8 +158,8 @@ def build_trainer(
         max_samples=data_args.max_samples,
         name=data_args.dataset_name or "dataset",
     )
-    reward = trl_reward(url=reward_args.reward_url, profile=profile,
-                        api_key=reward_args.api_key, timeout=reward_args.reward_timeout_s)
+    reward = StepLoggingReward(url=reward_args.reward_url, profile=profile,
+                               api_key=reward_args.api_key, timeout=reward_args.reward_timeout_s)
 
     kwargs: dict[str, Any] = {}
     trainer_cls = GRPOTrainer

@@ -8,7 +8,9 @@
   SaFeR-VLM judge profile (``safer_vlm``) expects.
 - ``REFLECTION_INSTRUCTION`` / ``CORRECTION_INSTRUCTION``: the two turns of the safety-aware
   rollout (SaFeR-VLM, arXiv 2510.06871): the policy criticises its own unsafe answer, then
-  writes the corrected one.
+  writes the corrected one. With a process profile, ``STEP_HINT`` follows the reflection
+  instruction and names (and quotes) the first unsafe step of the reasoning
+  (``trainer.steps.reflection_instruction``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ together: does the response help with something harmful, dangerous, illegal or u
 refuse something that is in fact harmless? Do its reasoning and any safety judgements match what \
 is really shown and asked? Write a short critique of what is wrong and what a safe, helpful \
 response would do instead. Do not write the corrected response yet."""
+
+STEP_HINT = """\
+A safety review found the first unsafe step of your reasoning: step {index}{quoted}. Begin your \
+critique with that step."""
 
 CORRECTION_INSTRUCTION = """\
 Now respond to the original request again, fixing every problem your critique found. Follow the \

@@ -25,8 +25,10 @@ GRPO trains on, under the original prompt.
    the profile has it, else the reward) is below ``safety_threshold``, lowest first, at most
    ``max_corrections`` per group. The choice is made on the gathered batch, so a group split
    across processes still gets at most ``max_corrections``;
-4. ask the policy for a critique (prompt + its answer + ``REFLECTION_INSTRUCTION``), then for
-   the corrected answer (+ critique + ``CORRECTION_INSTRUCTION``);
+4. ask the policy for a critique (prompt + its answer + ``REFLECTION_INSTRUCTION``; with a
+   process profile, plus ``STEP_HINT`` naming and quoting the first unsafe step of its
+   reasoning, ``trainer.steps.reflection_instruction``), then for the corrected answer
+   (+ critique + ``CORRECTION_INSTRUCTION``);
 5. re-score the corrected answer as the completion of the original prompt and, if the service
    could score it, swap its token ids in. Sampling log-probs of swapped rows are set to
    ``None`` (TRL reads them as NaN and applies no vLLM importance-sampling correction there:
@@ -55,8 +57,9 @@ from typing import Any
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
-from trainer.prompts import CORRECTION_INSTRUCTION, REFLECTION_INSTRUCTION
+from trainer.prompts import CORRECTION_INSTRUCTION
 from trainer.rollout_args import AUTO_SAFETY_KEYS, SafetyRolloutArguments  # noqa: F401 (doctests)
+from trainer.steps import reflection_instruction
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +299,8 @@ class SafetyRollout:
         """
         decode = trainer.processing_class.batch_decode
         slots = mine + [mine[0] if mine else 0] * (width - len(mine))
-        reflect = [followup(prompts[i], texts[i], REFLECTION_INSTRUCTION) for i in slots]
+        reflect = [followup(prompts[i], texts[i], reflection_instruction(before[i], texts[i]))
+                   for i in slots]
         _, critique_ids, _ = self.generate(trainer, reflect, 1)
         critiques = decode(critique_ids, skip_special_tokens=True)
         correct = [followup(conv, critique, CORRECTION_INSTRUCTION)

@@ -1,6 +1,7 @@
 """What the scorers need from a judge, whatever runs it.
 
-A ``Judge`` takes samples and returns, per sample, either a ``JudgeVerdict`` or a string
+A ``Judge`` takes samples and the rubric to grade them on (the profile's; the built-in
+``SAFER_VLM`` by default) and returns, per sample, either a ``JudgeVerdict`` or a string
 saying why the answer that arrived could not be used (unparseable after the retry, a
 prompt the judge rejected with a 4xx). A judge that cannot answer raises
 ``ScorerUnavailable`` so the request answers 503 instead of a column of failures: the
@@ -15,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from reward_server.availability import Readiness
 from reward_server.domain import Sample
-from reward_server.rubric import JudgeVerdict
+from reward_server.rubric import SAFER_VLM, JudgeVerdict, Rubric
 
 
 @runtime_checkable
@@ -30,7 +31,8 @@ class Judge(Protocol):
 
     @property
     def identity(self) -> dict[str, str]:
-        """Model, mode and prompt version: everything that changes what the judge says."""
+        """Model, mode and the built-in rubric's prompt version: what changes what the judge
+        says (another rubric's prompt version is part of its profile's ``rubric_version``)."""
         ...
 
     def readiness(self) -> Readiness: ...
@@ -39,4 +41,6 @@ class Judge(Protocol):
 
     async def aclose(self) -> None: ...
 
-    async def judge(self, samples: Sequence[Sample]) -> list[JudgeVerdict | str]: ...
+    async def judge(
+        self, samples: Sequence[Sample], rubric: Rubric = SAFER_VLM
+    ) -> list[JudgeVerdict | str]: ...

@@ -2,10 +2,16 @@
 
 ``JudgeEngine`` implements ``reward_server.judge.base.Judge``. Requests from concurrent
 HTTP calls meet in one ``MicroBatcher``; each batch becomes one or two backend calls.
+Every sample comes with the rubric of the profile that asked (``JudgeItem``), so one batch
+may mix rubrics: each sample's prompt is its rubric's (``rubric_prompt.prompt_for``), and
+with a process rubric its reasoning is shown as numbered steps
+(``reward_formats.steps.split_steps``; a sample without steps is judged on the rubric
+without them, as the contract's "scored as ``safer_vlm``" says).
 
 ``generate`` mode
     The judge writes the JSON verdict greedily. Answers that cannot be used (no JSON, a
-    missing or non-numeric key) are retried once, in one batched call, as the same
+    missing or non-numeric key, a ``step_safety`` without exactly one score per step shown)
+    are retried once, in one batched call, as the same
     conversation continued with the judge's own reply and a request to fix it (at
     temperature 0 asking the identical question again would only repeat the answer). A
     second failure is that sample's reason string, and the sample is ``invalid``.
@@ -31,7 +37,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from reward_formats.steps import split_steps
 from reward_server.availability import PartialOutage, Readiness
 from reward_server.batching import (
     BatcherClosed,
@@ -51,12 +59,7 @@ from reward_server.judge.backends.base import (
     NoAnswer,
 )
 from reward_server.judge.config import JudgeConfig
-from reward_server.judge.logprob import (
-    PREFILLS_PER_SAMPLE,
-    SCORE_TOKENS,
-    prefills,
-    read_sample,
-)
+from reward_server.judge.logprob import SCORE_TOKENS, Probe, prefills, probes, read_sample
 from reward_server.judge.parsing import ParseResult, parse_verdict
 from reward_server.judge.prompts import (
     JudgeInput,
@@ -64,9 +67,11 @@ from reward_server.judge.prompts import (
     build_input,
     load_prompt,
     retry_input,
+    step_keys,
 )
+from reward_server.judge.rubric_prompt import prompt_for
 from reward_server.metrics import Metrics
-from reward_server.rubric import JudgeVerdict
+from reward_server.rubric import SAFER_VLM, STEP_KEY, JudgeVerdict, Rubric
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +82,34 @@ Outcome = JudgeVerdict | str | NoAnswer
 QUEUE_RETRY_AFTER_S = 2
 #: Seconds a caller whose judge calls went unanswered is told to wait.
 NO_ANSWER_RETRY_AFTER_S = 5
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeItem:
+    """One sample to judge, and the rubric to judge it on (what the batcher queues)."""
+
+    sample: Sample
+    rubric: Rubric = SAFER_VLM
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One item made ready for the backend: its conversation, the rubric it is judged on
+    (without ``process`` when it has no steps), the number of steps shown, its prompt."""
+
+    input: JudgeInput
+    rubric: Rubric
+    steps: int
+    template: PromptTemplate
+
+    @property
+    def reply_keys(self) -> list[str]:
+        """The reply's keys as the retry lists them."""
+        keys = list(self.rubric.score_keys)
+        if self.steps:
+            numbers = ", ".join(f'"{k}"' for k in step_keys(self.steps))
+            keys.append(f"{STEP_KEY} (keys {numbers})")
+        return [*keys, "rationale"]
 
 
 class JudgeBatchMetrics(BatchObserver):
@@ -103,7 +136,10 @@ class JudgeEngine:
         config: ``mode``, ``max_batch``, ``max_wait_ms``, ``max_queue``, ``timeout_s`` and
             ``max_new_tokens`` are used.
         metrics: batch sizes, queue depth, latency and failure counters.
-        template: the prompt (the packaged ``prompt_v1.txt`` by default).
+
+    Attributes:
+        template: the built-in rubric's prompt; its version is the ``prompt`` of
+            ``identity`` (other rubrics' prompt versions are in their ``rubric_version``).
     """
 
     def __init__(
@@ -111,16 +147,15 @@ class JudgeEngine:
         backend: JudgeBackend,
         config: JudgeConfig,
         metrics: Metrics | None = None,
-        template: PromptTemplate | None = None,
     ) -> None:
         self.backend = backend
         self.config = config
         self.metrics = metrics or Metrics()
-        self.template = template or load_prompt()
+        self.template = load_prompt()
         self._mode = config.mode
         self._load_task: asyncio.Task[None] | None = None
-        self.batcher: MicroBatcher[Sample, Outcome] = MicroBatcher(
-            self._run_batch,
+        self.batcher: MicroBatcher[JudgeItem, Outcome] = MicroBatcher(
+            self.run_batch,
             max_batch=config.max_batch,
             max_wait_ms=config.max_wait_ms,
             max_queue=config.max_queue,
@@ -167,8 +202,10 @@ class JudgeEngine:
         await self.batcher.aclose()
         await self.backend.aclose()
 
-    async def judge(self, samples: Sequence[Sample]) -> list[JudgeVerdict | str]:
-        """One verdict or reason per sample.
+    async def judge(
+        self, samples: Sequence[Sample], rubric: Rubric = SAFER_VLM
+    ) -> list[JudgeVerdict | str]:
+        """One verdict of ``rubric`` (or a reason) per sample.
 
         Raises:
             ScorerUnavailable: the judge cannot serve (loading, down, queue full), or some
@@ -180,7 +217,9 @@ class JudgeEngine:
             retry = 10 if self.backend.state == LOADING else 5
             raise ScorerUnavailable(state.detail, retry)
         try:
-            outcomes = await self.batcher.submit_many(list(samples), return_exceptions=True)
+            outcomes = await self.batcher.submit_many(
+                [JudgeItem(s, rubric) for s in samples], return_exceptions=True
+            )
         except TooManyItems as exc:  # could never fit: retrying would loop forever
             raise PayloadTooLarge(
                 f"samples: {exc.asked} samples need the judge, more than "
@@ -233,63 +272,81 @@ class JudgeEngine:
     def _fail(self, kind: str, count: int = 1) -> None:
         self.metrics.judge_failures.labels(kind).inc(count)
 
-    async def _run_batch(self, samples: list[Sample]) -> list[Outcome]:
+    def _prepare(self, item: JudgeItem) -> _Call:
+        steps = split_steps(item.sample.response) if item.rubric.process else []
+        rubric = item.rubric if steps else item.rubric.without_process()
+        template = prompt_for(rubric)
+        conversation = build_input(
+            item.sample, sees_images=self.backend.sees_images, template=template, steps=steps
+        )
+        return _Call(conversation, rubric, len(steps), template)
+
+    async def run_batch(self, items: list[JudgeItem]) -> list[Outcome]:
+        """One batch through the backend, without the batcher (it calls this)."""
         try:
-            inputs = [
-                build_input(s, sees_images=self.backend.sees_images, template=self.template)
-                for s in samples
-            ]
+            calls = [self._prepare(item) for item in items]
             if self.mode == "logprob":
-                return await self._logprob(inputs)
-            return await self._generate(inputs)
+                return await self._logprob(calls)
+            return await self._generate(calls)
         except ScorerUnavailable:
-            self._fail("unavailable", len(samples))
+            self._fail("unavailable", len(items))
             raise
         except TimeoutError:
-            self._fail("timeout", len(samples))
+            self._fail("timeout", len(items))
             raise ScorerUnavailable(
                 f"judge {self.model} did not answer within "
                 f"REWARD_JUDGE_TIMEOUT_S={self.config.timeout_s}"
             ) from None
         except Exception:
-            log.exception("judge batch of %d failed", len(samples))
+            log.exception("judge batch of %d failed", len(items))
             raise
 
-    def _read(self, reply: str | Failure | NoAnswer) -> Outcome | ParseResult:
+    def _read(self, reply: str | Failure | NoAnswer, call: _Call) -> Outcome | ParseResult:
         """A reply's outcome, or the parse of an unusable answer (to retry)."""
         if isinstance(reply, Failure | NoAnswer):
             self._fail(reply.kind)
             return reply if isinstance(reply, NoAnswer) else reply.reason
-        parsed = parse_verdict(reply)
+        parsed = parse_verdict(reply, call.rubric, call.steps)
         return parsed.verdict if parsed.verdict is not None else parsed
 
-    async def _generate(self, inputs: list[JudgeInput]) -> list[Outcome]:
+    async def _generate(self, calls: list[_Call]) -> list[Outcome]:
         max_new = self.config.max_new_tokens
-        replies = await self.backend.generate(inputs, max_new)
-        outcomes: list[Outcome | ParseResult] = [self._read(r) for r in replies]
+        replies = await self.backend.generate([c.input for c in calls], max_new)
+        outcomes = [self._read(r, c) for r, c in zip(replies, calls, strict=True)]
         retry_at: list[int] = []
         retries: list[JudgeInput] = []
         for i, (reply, outcome) in enumerate(zip(replies, outcomes, strict=True)):
             if isinstance(outcome, ParseResult) and isinstance(reply, str):
+                call = calls[i]
                 retry_at.append(i)
-                retries.append(retry_input(inputs[i], reply, outcome.problem or "", self.template))
+                retries.append(retry_input(
+                    call.input, reply, outcome.problem or "", call.template, call.reply_keys
+                ))
         if retries:
             second = await self.backend.generate(retries, max_new)
             for i, reply in zip(retry_at, second, strict=True):
-                outcome = self._read(reply)
+                outcome = self._read(reply, calls[i])
                 if isinstance(outcome, ParseResult):
                     self._fail(outcome.kind)
                     outcome = f"unusable judge answer after one retry: {outcome.problem}"
                 outcomes[i] = outcome
         return outcomes  # type: ignore[return-value]
 
-    async def _logprob(self, inputs: list[JudgeInput]) -> list[Outcome]:
-        rows = await self.backend.next_token_probs(
-            prefills(inputs, trailing_space=self.backend.score_prefix_space), SCORE_TOKENS
-        )
+    async def _logprob(self, calls: list[_Call]) -> list[Outcome]:
+        """Every prefill of every sample of the batch in one backend call."""
+        reads: list[list[Probe]] = [probes(c.rubric, c.steps) for c in calls]
+        space = self.backend.score_prefix_space
+        inputs = [
+            p for call, r in zip(calls, reads, strict=True)
+            for p in prefills(call.input, r, trailing_space=space)
+        ]
+        rows = await self.backend.next_token_probs(inputs, SCORE_TOKENS)
         outcomes: list[Outcome] = []
-        for s in range(len(inputs)):
-            outcome = read_sample(rows[s * PREFILLS_PER_SAMPLE : (s + 1) * PREFILLS_PER_SAMPLE])
+        at = 0
+        for r in reads:
+            size = sum(p.prefills for p in r)
+            outcome = read_sample(rows[at : at + size], r)
+            at += size
             if isinstance(outcome, Failure | NoAnswer):
                 self._fail(outcome.kind)
                 outcomes.append(outcome if isinstance(outcome, NoAnswer) else outcome.reason)

@@ -1,74 +1,57 @@
-"""The judge prompt: one versioned text file, rendered into backend-neutral conversations.
+"""The judge prompt rendered for one sample: backend-neutral conversations.
 
-``prompt_v1.txt`` holds every word the judge reads, in ``=== name ===`` sections with
-``$placeholders`` (``string.Template``; the prompt's JSON braces need no escaping). The
-first 12 hex digits of the file's sha256 are the prompt version in the judge's
-``identity``, so editing the file changes ``rubric_version`` and every cache key.
-
-A conversation is a ``JudgeInput``: chat messages whose content is a list of parts, either
-``{"type": "text", "text": ...}`` or ``{"type": "image", "image": Image}``. Each backend
-turns the parts into what its model takes (data URLs, PIL images, or nothing for a
-text-only judge, whose prompt then says how many images it cannot see).
+Each rubric has its prompt (``reward_server.judge.rubric_prompt`` renders it from the one
+template; the built-in rubric's is ``load_prompt()``, the text of ``prompt_v1.txt``).
+Here a prompt becomes a conversation for one sample: a ``JudgeInput``, chat messages whose
+content is a list of parts, either ``{"type": "text", "text": ...}`` or
+``{"type": "image", "image": Image}``. Each backend turns the parts into what its model
+takes (data URLs, PIL images, or nothing for a text-only judge, whose prompt then says how
+many images it cannot see).
 
 The policy's response is shown split in two, because SaFeR-VLM grades reasoning and answer
 separately: REASONING is everything before the first ``<answer>`` (``<think>`` tags
 dropped), ANSWER everything from it on (answer tags dropped), so nothing the user would
-see is hidden from the judge (``reward_formats.response.judge_split``).
+see is hidden from the judge (``reward_formats.response.judge_split``). A process
+rubric's prompt shows the REASONING as its numbered steps (``reward_formats.steps``),
+and any reasoning text outside them after the steps, unnumbered. The ``[Step k]`` labels
+are the service's: a copy written inside the response becomes ``(Step k]``, so a response
+cannot renumber its own steps for the judge.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import cache
-from importlib import resources
-from string import Template
 from typing import Any
 
 from reward_formats.response import judge_split
+from reward_formats.steps import Step
 from reward_server.domain import Sample
-from reward_server.rubric import SCORE_KEYS
+from reward_server.judge.prompt_file import PromptTemplate, parse_prompt_file
+from reward_server.judge.rubric_prompt import prompt_for
+from reward_server.rubric import SAFER_VLM, SCORE_KEYS
 
-PROMPT_FILE = "prompt_v1.txt"
-
-_SECTION = re.compile(r"^=== (\w+) ===\n", re.MULTILINE)
+__all__ = [
+    "JudgeInput",
+    "PromptTemplate",
+    "build_input",
+    "load_prompt",
+    "parse_prompt_file",
+    "retry_input",
+    "score_prefix",
+    "step_keys",
+    "with_prefix",
+]
 
 Part = dict[str, Any]
 
-
-@dataclass(frozen=True)
-class PromptTemplate:
-    """The sections of a prompt file and its version (sha256 prefix of the file)."""
-
-    sections: dict[str, str]
-    version: str
-
-    def render(self, name: str, **values: object) -> str:
-        return Template(self.sections[name]).substitute(
-            {k: str(v) for k, v in values.items()}
-        )
+_FORGED_LABEL = re.compile(r"\[(?=[ \t]{0,3}(?:step[ \t]{0,3}\d|outside the steps))", re.IGNORECASE)
 
 
-def parse_prompt_file(text: str) -> PromptTemplate:
-    """Split a prompt file into its ``=== name ===`` sections (trailing newlines dropped)."""
-    pieces = _SECTION.split(text)
-    sections = {
-        name: body.rstrip("\n") for name, body in zip(pieces[1::2], pieces[2::2], strict=True)
-    }
-    needed = {"system", "user", "images_shown", "images_none", "images_hidden",
-              "no_reasoning", "retry"}
-    if missing := needed - sections.keys():
-        raise ValueError(f"judge prompt file lacks sections {sorted(missing)}")
-    version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    return PromptTemplate(sections, version)
-
-
-@cache
-def load_prompt(name: str = PROMPT_FILE) -> PromptTemplate:
-    """The packaged prompt file ``name`` (cached)."""
-    text = resources.files("reward_server.judge").joinpath(name).read_text(encoding="utf-8")
-    return parse_prompt_file(text)
+def load_prompt() -> PromptTemplate:
+    """The built-in rubric's prompt (the text of the packaged ``prompt_v1.txt``)."""
+    return prompt_for(SAFER_VLM)
 
 
 @dataclass(frozen=True)
@@ -96,7 +79,11 @@ class JudgeInput:
 
 
 def build_input(
-    sample: Sample, *, sees_images: bool, template: PromptTemplate | None = None
+    sample: Sample,
+    *,
+    sees_images: bool,
+    template: PromptTemplate | None = None,
+    steps: Sequence[Step] = (),
 ) -> JudgeInput:
     """The judge conversation for one sample.
 
@@ -104,7 +91,9 @@ def build_input(
         sample: what to grade.
         sees_images: whether the backend's model takes images; if not, the prompt states
             how many images it cannot see.
-        template: the prompt (the packaged one by default).
+        template: the rubric's prompt (the built-in rubric's by default).
+        steps: the reasoning's steps (``reward_formats.steps.split_steps``), shown numbered;
+            only with a process rubric's prompt, and only when there are some.
     """
     template = template or load_prompt()
     count = len(sample.images)
@@ -115,13 +104,26 @@ def build_input(
     else:
         note = template.render("images_hidden", count=count)
     reasoning, answer = judge_split(sample.response)
-    text = template.render(
-        "user",
-        request=sample.prompt_text,
-        image_note=note,
-        reasoning=reasoning if reasoning is not None else template.render("no_reasoning"),
-        answer=answer,
-    )
+    if steps:
+        if not template.has_steps:
+            raise ValueError("steps need a process rubric's prompt")
+        text = template.render(
+            "process_user",
+            request=sample.prompt_text,
+            image_note=note,
+            steps=_numbered_steps(sample.response, steps, template),
+            answer=answer,
+            count=len(steps),
+            step_keys=", ".join(f'"{k}"' for k in step_keys(len(steps))),
+        )
+    else:
+        text = template.render(
+            "user",
+            request=sample.prompt_text,
+            image_note=note,
+            reasoning=reasoning if reasoning is not None else template.render("no_reasoning"),
+            answer=answer,
+        )
     parts: list[Part] = []
     if sees_images:
         parts.extend({"type": "image", "image": image} for image in sample.images)
@@ -133,13 +135,42 @@ def build_input(
     return JudgeInput(messages)
 
 
+def step_keys(count: int) -> list[str]:
+    """The keys of ``step_safety`` for ``count`` steps: ``"1"`` to ``str(count)``."""
+    return [str(k) for k in range(1, count + 1)]
+
+
+def _numbered_steps(response: str, steps: Sequence[Step], template: PromptTemplate) -> str:
+    """The steps as ``[Step k]`` blocks, then any reasoning the judge would otherwise see
+    outside them (before ``<think>``, or between ``</think>`` and ``<answer>``)."""
+    blocks = [
+        template.render("process_step", index=s.index,
+                        text=_FORGED_LABEL.sub("(", response[s.start : s.end]))
+        for s in steps
+    ]
+    before, _ = judge_split(response[: steps[0].start])
+    after, _ = judge_split(response[steps[-1].end :])
+    outside = "\n".join(text for text in (before, after) if text)
+    if outside:
+        blocks.append(template.render("process_outside", text=_FORGED_LABEL.sub("(", outside)))
+    return "\n\n".join(blocks)
+
+
 def retry_input(
-    first: JudgeInput, reply: str, problem: str, template: PromptTemplate | None = None
+    first: JudgeInput,
+    reply: str,
+    problem: str,
+    template: PromptTemplate | None = None,
+    keys: Sequence[str] = (*SCORE_KEYS, "rationale"),
 ) -> JudgeInput:
-    """``first`` continued with the judge's unusable reply and a request to fix it."""
+    """``first`` continued with the judge's unusable reply and a request to fix it.
+
+    Args:
+        keys: the reply's keys, as the follow-up lists them (the built-in rubric's by
+            default; a process prompt's include ``step_safety`` and its step numbers).
+    """
     template = template or load_prompt()
-    keys = ", ".join([*SCORE_KEYS, "rationale"])
-    follow_up = template.render("retry", problem=problem, keys=keys)
+    follow_up = template.render("retry", problem=problem, keys=", ".join(keys))
     messages = [
         *first.messages,
         {"role": "assistant", "content": [{"type": "text", "text": reply}]},
@@ -148,8 +179,10 @@ def retry_input(
     return replace(first, messages=messages)
 
 
-def score_prefix(key: str, *, trailing_space: bool = True, digits: str = "") -> str:
-    """The assistant prefix that ends just before ``key``'s number.
+def score_prefix(
+    key: str, *, trailing_space: bool = True, digits: str = "", step: int | None = None
+) -> str:
+    """The assistant prefix that ends just before ``key``'s number (or step ``step``'s).
 
     ``trailing_space`` is ``False`` for tokenizers that fuse a space with the digit that
     follows it (GPT-2 style ``" 7"``); then the next token carries the space itself.
@@ -158,9 +191,12 @@ def score_prefix(key: str, *, trailing_space: bool = True, digits: str = "") -> 
     '{"think_safety": '
     >>> score_prefix("think_safety", digits="1")
     '{"think_safety": 1'
+    >>> score_prefix(STEP_KEY, step=3)
+    '{"step_safety": {"3": '
     """
     space = " " if trailing_space or digits else ""
-    return f'{{"{key}":{space}{digits}'
+    opening = f'{{"{key}": {{"{step}":' if step is not None else f'{{"{key}":'
+    return f"{opening}{space}{digits}"
 
 
 def with_prefix(base: JudgeInput, prefix: str) -> JudgeInput:

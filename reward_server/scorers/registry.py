@@ -4,6 +4,12 @@
 outside it that changes rewards (the refusal detector's version, the judge's model, mode
 and prompt version), so a cache entry or a logged reward always says which rubric made it.
 It lives here, not in ``profiles``, because those outside parts are the scorers'.
+
+A judge profile's rubric is hashed with the version of the prompt rendered from it. A
+rubric that profiles could already express before rubrics were data (the built-in one,
+numbers changed or not) is hashed in the form it had then, so the versions of
+``safer_vlm``, ``hybrid`` and their overrides, and every cache key under them, survived
+the change.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 import orjson
 
 from reward_server.judge.base import Judge
+from reward_server.judge.rubric_prompt import prompt_for
 from reward_server.profiles import Profile, ProfileError
 from reward_server.scorers.base import ProfileScorer
 from reward_server.scorers.judged import JudgeScorer
@@ -37,6 +44,21 @@ def check_refusal_detectors(profiles: dict[str, Profile]) -> None:
             raise ProfileError(f"profile {profile.name!r}: {exc}") from None
 
 
+def _judge_config(profile: Profile) -> dict[str, Any]:
+    """What a judge profile's version hashes (see the module docstring)."""
+    legacy = profile.rubric.legacy_weights()
+    if legacy is not None:
+        return {
+            "kind": profile.kind,
+            "description": profile.description,
+            "weights": legacy.weights,
+            "penalty_per_flag_point": legacy.penalty_per_flag_point,
+            "safety_gate": legacy.safety_gate,
+            "gated_scale": legacy.gated_scale,
+        }
+    return {**profile.config(), "prompt": prompt_for(profile.rubric).version}
+
+
 def rubric_version(
     profile: Profile,
     profiles: dict[str, Profile],
@@ -47,6 +69,7 @@ def rubric_version(
     if profile.kind == "rules":
         payload["refusal_version"] = get_refusal_detector(profile.refusal).version
     elif profile.kind == "judge":
+        payload["config"] = _judge_config(profile)
         payload["judge"] = judge_identity
     else:
         payload["parts"] = {

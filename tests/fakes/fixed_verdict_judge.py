@@ -33,7 +33,7 @@ class FixedVerdictJudge:
     async def aclose(self):
         pass
 
-    async def judge(self, samples):
+    async def judge(self, samples, rubric=None):
         self.calls += len(samples)
         self.batches.append(len(samples))
         if self.delay_s:

@@ -17,7 +17,10 @@ the policy answers each prompt once (greedy by default), and the run reports per
   **format %** (SafeGRPO's format gate), **tag acc %** (combined tag equals the label;
   visual and text accuracies in the JSON), **behavior %** (refuses exactly when the
   combined label is unsafe);
-* optionally the reward service's mean reward (``--reward-url``), nulls counted apart.
+* optionally the reward service's mean reward (``--reward-url``), nulls counted apart;
+  with a process profile (``--profile safer_vlm_process``) also **unsafe step %** and
+  **reasoning safe %** per reasoning-step position (how often step k is the first unsafe
+  one), with a chart (``trainer.eval.steps``).
 
 The evaluation judge is any OpenAI-compatible chat endpoint (``--judge-url``,
 ``--judge-model``), configured separately from the training judge on purpose: a policy
@@ -32,9 +35,9 @@ prompt: answer, judge verdict, refusal, rule fields, reward).
 
 The package, by job: ``prompt`` (the judge prompt and what it is shown of a response),
 ``judge`` (the OpenAI-compatible judge client), ``verdict`` (parsing its reply into an
-``EvalVerdict``), ``metrics`` (per-item records, per-benchmark metrics), ``report``
-(the files and the table) and ``cli`` (arguments and ``main``; ``python -m
-trainer.evaluate`` runs it).
+``EvalVerdict``), ``metrics`` (per-item records, per-benchmark metrics), ``steps`` (the
+per-step-position metrics, table and chart), ``report`` (the files and the table) and
+``cli`` (arguments and ``main``; ``python -m trainer.evaluate`` runs it).
 """
 
 from trainer.eval.cli import (

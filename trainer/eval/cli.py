@@ -28,6 +28,7 @@ from trainer.generation import (
     open_sampler,
     seed_for,
 )
+from trainer.steps import step_outcome
 from trainer.trl_cli import trl_parser
 
 logger = logging.getLogger(__name__)
@@ -149,6 +150,9 @@ def evaluate_benchmark(
         for record, result in zip(records, _score_rewards(args, items, responses), strict=True):
             record.reward = result.reward if result.ok else None
             record.reward_status, record.reward_error = result.status, result.error
+            outcome = step_outcome(result)  # a process profile judged each reasoning step
+            if outcome is not None:
+                record.steps, record.first_unsafe_step = outcome
     metrics = compute_metrics(records, judged=judge is not None, rewarded=bool(args.reward_url))
     by_category: dict[str, list[ItemRecord]] = defaultdict(list)
     for record in records:

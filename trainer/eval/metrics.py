@@ -14,6 +14,7 @@ from typing import Any
 
 from trainer.benchmarks import BenchmarkItem
 from trainer.eval.prompt import split_response
+from trainer.eval.steps import step_metrics
 from trainer.eval.verdict import EvalVerdict
 
 __all__ = ["ItemRecord", "compute_metrics", "record_for"]
@@ -37,6 +38,8 @@ class ItemRecord:
     reward: float | None = None
     reward_status: str | None = None
     reward_error: str | None = None
+    steps: int | None = None
+    first_unsafe_step: int | None = None
 
 
 def _pct(num: int, den: int) -> float | None:
@@ -160,4 +163,7 @@ def compute_metrics(records: Sequence[ItemRecord], judged: bool, rewarded: bool)
             n_rewarded=len(rewards),
             reward_null=sum(r.reward is None for r in records),
         )
+        m.update(step_metrics([
+            None if r.steps is None else (r.steps, r.first_unsafe_step) for r in records
+        ]))
     return m

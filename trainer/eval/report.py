@@ -1,6 +1,7 @@
 """What an evaluation run writes: ``<benchmark>.jsonl`` per benchmark, then ``results.json``,
 ``results.md`` and the printed table with a note per benchmark the judge left answers
-unscored in."""
+unscored in; with per-step judgements (a process reward profile) also the per-step tables
+and ``reasoning_by_step.png`` (``trainer.eval.steps``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from trainer.eval.metrics import ItemRecord
+from trainer.eval.steps import CHART_FILE, plot_steps, steps_markdown
 
 __all__ = ["COLUMNS", "markdown_table", "write_records", "write_report"]
 
@@ -28,6 +30,7 @@ COLUMNS = (
     ("tag acc %", "tag_acc_pct"),
     ("behavior %", "behavior_pct"),
     ("reward", "reward_mean"),
+    ("unsafe step %", "unsafe_step_pct"),
 )
 
 
@@ -74,8 +77,13 @@ def write_report(out: Path, report: Mapping[str, Any], stream: TextIO | None = N
     results = report["benchmarks"]
     table = markdown_table(results)
     (out / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    (out / "results.md").write_text(table + "\n")
+    steps = steps_markdown(results)
+    (out / "results.md").write_text(table + "\n" + (f"\n{steps}\n" if steps else ""))
     print(table, file=stream)
+    if steps:
+        print(f"\n{steps}", file=stream)
+        if plot_steps(results, out / CHART_FILE):
+            print(f"chart: {out / CHART_FILE}", file=stream)
     for name, metrics in results.items():
         if metrics.get("unscored"):
             print(
