@@ -1,8 +1,8 @@
 """The evaluation judge client: an OpenAI-compatible ``/chat/completions`` endpoint.
 
-Why this is not the reward service's ``OpenAIBackend``
-(``reward_server.judge.backends.openai_compat``), although both POST chat completions and
-retry 429/5xx/connection errors: they answer different failures differently.
+Each call goes through ``reward_server.judge.backends.chat_call.post_chat``, the one home of
+the HTTP retry policy that the service's ``openai`` backend uses too. What stays apart is
+what each does with a failure, and why this is not the service's ``OpenAIBackend``:
 
 * The service's backend is a long-lived engine part: it probes the judge, keeps a
   readiness state that ``/ready`` reports, and turns a judge it cannot reach into a
@@ -14,8 +14,7 @@ retry 429/5xx/connection errors: they answer different failures differently.
   again inside the same conversation (``JUDGE_RETRY_MESSAGE``), and the number of calls is
   reported in ``results.json``.
 
-What they share without difference, the base-URL rule (with or without ``/v1``), is
-imported from the service's backend.
+The base-URL rule (with or without ``/v1``) is shared as well.
 """
 
 from __future__ import annotations
@@ -24,7 +23,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from reward_server.judge.backends.openai_compat import normalise_base_url
+from reward_server.judge.backends.base import Failure, NoAnswer
+from reward_server.judge.backends.chat_call import ChatRefused, post_chat
+from reward_server.judge.backends.openai_wire import normalise_base_url
 from trainer.benchmarks import BenchmarkItem
 from trainer.eval.prompt import judge_messages, retry_messages, split_response
 from trainer.eval.verdict import EvalVerdict, parse_verdict
@@ -118,37 +119,34 @@ class OpenAIJudge:
         return judge_messages(item, reasoning, answer, send_images=self.send_images)
 
     async def _post(self, client, messages: list[dict[str, Any]]) -> str:
-        import httpx
-
         body = {
             "model": self.model,
             "messages": messages,
             "temperature": 0.0,
             "max_tokens": self.max_tokens,
         }
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        attempt = 0
-        while True:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else None
+        attempts = self.max_retries + 1
+
+        def count() -> None:
             self.calls += 1
-            try:
-                response = await client.post(self.url, json=body, headers=headers)
-                if response.status_code == 429 or response.status_code >= 500:
-                    raise httpx.HTTPStatusError(
-                        f"HTTP {response.status_code}", request=response.request, response=response
-                    )
-                if response.status_code != 200:
-                    raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
-                data = response.json()
-                return data["choices"][0]["message"]["content"] or ""
-            except (httpx.HTTPStatusError, httpx.TransportError) as exc:
-                if attempt >= self.max_retries:
-                    raise RuntimeError(
-                        f"judge request failed after {attempt + 1} attempts: {exc}"
-                    ) from exc
-                await asyncio.sleep(self.backoff * 2**attempt)
-                attempt += 1
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
-                raise RuntimeError(f"judge reply does not follow the OpenAI schema: {exc}") from exc
+
+        try:
+            data = await post_chat(
+                client, self.url, body, attempts=attempts, backoff_s=self.backoff,
+                jitter=False, retry_timeouts=True, headers=headers, on_attempt=count,
+                timeout_hint=f"--judge_timeout_s={self.timeout}",
+            )
+        except ChatRefused as exc:
+            raise RuntimeError(str(exc)) from exc
+        if isinstance(data, NoAnswer):
+            raise RuntimeError(f"judge request failed after {attempts} attempts: {data.reason}")
+        if isinstance(data, Failure):
+            raise RuntimeError(data.reason)
+        try:
+            return data["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError) as exc:
+            raise RuntimeError(f"judge reply does not follow the OpenAI schema: {exc}") from exc
 
     async def _judge_one(
         self, client, sem: asyncio.Semaphore, item: BenchmarkItem, response: str

@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,8 +52,8 @@ from reward_server.judge.backends.base import (
     JudgeBackend,
     NoAnswer,
 )
+from reward_server.judge.backends.chat_call import ChatRefused, post_chat
 from reward_server.judge.backends.openai_wire import (
-    error_message,
     normalise_base_url,
     to_openai_messages,
     top_logprob_mass,
@@ -71,10 +70,6 @@ PROBE_EVERY_S = 5.0  # while the judge serves
 PROBE_RETRY_S = 1.0  # while it does not; also the least time between two probes
 PROBE_TIMEOUT_S = 3.0  # connect and read, per probe request
 PROBE_CONNECTIONS = 2
-
-
-class _Fatal(Exception):
-    """The server answers but will not serve this judge (auth, unknown model)."""
 
 
 class OpenAIBackend(JudgeBackend):
@@ -204,47 +199,12 @@ class OpenAIBackend(JudgeBackend):
     # --- calls -----------------------------------------------------------------------
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any] | Failure | NoAnswer:
-        url = f"{self.base_url}/chat/completions"
         assert self._gate is not None
-        missing: NoAnswer | None = None
-        for attempt in range(MAX_ATTEMPTS):
-            if attempt:
-                await asyncio.sleep(BACKOFF_S * 2 ** (attempt - 1) * (1 + random.random()))
-            try:
-                async with self._gate:
-                    response = await self.client.post(url, json=body)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                missing = NoAnswer(
-                    f"unreachable: {self.base_url}: {type(exc).__name__}: {exc}", "connect"
-                )
-                continue
-            except httpx.TimeoutException as exc:
-                return NoAnswer(
-                    f"no answer within REWARD_JUDGE_TIMEOUT_S={self.config.timeout_s} s "
-                    f"({type(exc).__name__})",
-                    "timeout",
-                )
-            except httpx.TransportError as exc:
-                missing = NoAnswer(
-                    f"connection to {self.base_url} failed: {type(exc).__name__}: {exc}",
-                    "transport",
-                )
-                continue
-            code = response.status_code
-            if code < 400:
-                try:
-                    return response.json()
-                except ValueError:
-                    return Failure("judge answered with invalid JSON", "bad_response")
-            message = error_message(response)
-            if code == 429 or code >= 500:
-                missing = NoAnswer(f"HTTP {code} after {MAX_ATTEMPTS} tries: {message}", "server")
-                continue
-            if code in (401, 403, 404):
-                raise _Fatal(f"HTTP {code} from {url}: {message}")
-            return Failure(f"judge rejected the request (HTTP {code}): {message}", "rejected")
-        assert missing is not None
-        return missing
+        return await post_chat(
+            self.client, f"{self.base_url}/chat/completions", body,
+            attempts=MAX_ATTEMPTS, backoff_s=BACKOFF_S, gate=self._gate,
+            timeout_hint=f"REWARD_JUDGE_TIMEOUT_S={self.config.timeout_s}",
+        )
 
     async def _post_all(
         self, bodies: list[dict[str, Any]]
@@ -252,7 +212,7 @@ class OpenAIBackend(JudgeBackend):
         _ = self.client
         try:
             results = await asyncio.gather(*(self._post(b) for b in bodies))
-        except _Fatal as exc:
+        except ChatRefused as exc:
             self.set_state(FAILED, str(exc))
             self._check_soon()
             raise ScorerUnavailable(f"judge {self.model} refused: {exc}", retry_after=30) from None
