@@ -94,6 +94,12 @@ class Metrics:
             "reward_judge_failures", "Samples the judge could not score, by reason", ["reason"],
             registry=r,
         )
+        self.get_reward_matches = Counter(
+            "reward_get_reward_matches",
+            "/get_reward responses by the rule that found them in the query "
+            "(exact, normalised, header; none: not found)",
+            ["method"], registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

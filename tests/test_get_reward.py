@@ -170,6 +170,26 @@ def test_an_expanded_vision_placeholder_is_found_and_scores_like_score(rules_ser
     assert got["rewards"] == direct["rewards"] == [1.0]
 
 
+def test_the_rule_that_found_each_response_is_counted():
+    """``reward_get_reward_matches{method}`` says how responses were found, so a drift
+    between a trainer's prompts and its decoded queries shows on a dashboard."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def counts(server) -> dict[str, float]:
+        text = httpx.get(server.url + "/metrics", timeout=10).text
+        return {s.labels["method"]: s.value for f in text_string_to_metric_families(text)
+                for s in f.samples if s.name == "reward_get_reward_matches_total"}
+
+    vl_prompt = PROMPT.replace("user\n", "user\n<|vision_start|><|image_pad|><|vision_end|>")
+    answer = response("Sorry, I can't help with that.")
+    with RewardServer() as server:
+        get_reward(server, one(PROMPT + answer, label=LABELS))  # exact prefix
+        expanded = vl_prompt.replace("<|image_pad|>", "<|image_pad|>" * 8) + answer
+        get_reward(server, one(expanded, vl_prompt, LABELS))  # placeholders collapsed
+        get_reward(server, one("another prompt entirely", label=LABELS))  # not found
+        assert counts(server) == {"exact": 1.0, "normalised": 1.0, "none": 1.0}
+
+
 # --------------------------------------------------------------------------- unscorable
 
 

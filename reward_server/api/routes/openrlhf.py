@@ -27,6 +27,7 @@ from reward_server.api.deps import ApiKeyDep, ServiceDep, SettingsDep
 from reward_server.api.limits import check_openrlhf_request
 from reward_server.domain import Sample, ScoreOutcome
 from reward_server.errors import ScorerUnavailable
+from reward_server.metrics import Metrics
 from reward_server.protocol import (
     ErrorResponse,
     OpenRLHFRequest,
@@ -77,17 +78,23 @@ async def get_reward(
     body = parse_body(OpenRLHFRequest, await request.body())
     check_openrlhf_request(body, settings)
     samples, methods = body.to_samples(settings.max_response_chars)
-    _log_matches(methods)
+    _count_matches(methods, service.metrics)
     outcome = await _score_retrying(service, samples, settings.get_reward_judge_retry_s, request)
     keys = reward_keys(service.profiles[outcome.profile], service.profiles)
     reply = openrlhf_reply(outcome, keys, settings.get_reward_invalid)
     return Response(orjson.dumps(reply), media_type="application/json")
 
 
-def _log_matches(methods: Sequence[str | None]) -> None:
-    """Which matcher found each response (``none``: no match), at debug level."""
+def _count_matches(methods: Sequence[str | None], metrics: Metrics) -> None:
+    """Count which rule found each response (``none``: no match); also logged at debug level.
+
+    A rising ``header`` or ``none`` share means the trainer's prompts and decoded queries
+    drifted apart (a new chat template, say) and is worth a look before rewards go null.
+    """
+    counts = Counter(method or "none" for method in methods)
+    for method, n in counts.items():
+        metrics.get_reward_matches.labels(method).inc(n)
     if log.isEnabledFor(logging.DEBUG):
-        counts = Counter(method or "none" for method in methods)
         log.debug("get_reward: responses found by %s", dict(sorted(counts.items())))
 
 
