@@ -44,7 +44,7 @@ test: test-core test-vl test-openrlhf test-verl
 
 test-core: $(VENV)/.test-stamp
 	$(PY) -m ruff check .
-	$(MKDOCS) -q
+	$(MKDOCS)
 	$(PY) -m pytest -q -rs --ignore=tests/vl --ignore=tests/frameworks $(PYTEST_ARGS)
 
 vl-env:
