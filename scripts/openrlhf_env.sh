@@ -19,6 +19,8 @@
 # Usage:  bash scripts/openrlhf_env.sh        (VL_VENV=dir to use another VL environment)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/env_lib.sh
+source scripts/env_lib.sh
 
 VENV="${VL_VENV:-.venv-vl}"
 STAMP="$VENV/.openrlhf-stamp"
@@ -40,8 +42,7 @@ want="$( {
   cat "$VENV/.vl-stamp"
 } | sha256sum | cut -d' ' -f1)"
 
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
-  echo "openrlhf-env: $VENV has OpenRLHF (stamp $STAMP matches the requirements)"
+if env_up_to_date openrlhf-env "$STAMP" "$want"; then
   exit 0
 fi
 

@@ -15,6 +15,8 @@
 # Usage:  bash scripts/verl_env.sh        (VERL_VENV=dir to move it, PYTHON=python3.11 to choose)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/env_lib.sh
+source scripts/env_lib.sh
 
 PYTHON="${PYTHON:-python3}"
 VENV="${VERL_VENV:-.venv-verl}"
@@ -51,17 +53,12 @@ want="$( {
   cat pyproject.toml
 } | sha256sum | cut -d' ' -f1)"
 
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
-  echo "verl-env: $VENV is up to date (stamp $STAMP matches the requirements)"
+if env_up_to_date verl-env "$STAMP" "$want"; then
   exit 0
 fi
 
 start=$SECONDS
-if [[ ! -x "$VENV/bin/python" ]]; then
-  echo "verl-env: creating $VENV with $PYTHON"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-fi
+ensure_venv verl-env "$VENV" "$PYTHON"
 PIP=("$VENV/bin/python" -m pip install -q)
 
 echo "verl-env: installing $TORCH_PIN (the local CPU wheel)"

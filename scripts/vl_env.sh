@@ -12,6 +12,8 @@
 # when it matches, nothing is installed. Usage:  bash scripts/vl_env.sh   (VL_VENV=dir to move)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/env_lib.sh
+source scripts/env_lib.sh
 
 PYTHON="${PYTHON:-python3}"
 VENV="${VL_VENV:-.venv-vl}"
@@ -40,17 +42,12 @@ want="$( {
   cat pyproject.toml
 } | sha256sum | cut -d' ' -f1)"
 
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
-  echo "vl-env: $VENV is up to date (stamp $STAMP matches the requirements)"
+if env_up_to_date vl-env "$STAMP" "$want"; then
   exit 0
 fi
 
 start=$SECONDS
-if [[ ! -x "$VENV/bin/python" ]]; then
-  echo "vl-env: creating $VENV with $PYTHON"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-fi
+ensure_venv vl-env "$VENV" "$PYTHON"
 PIP=("$VENV/bin/python" -m pip)
 
 constraints="$VENV/.vl-constraints.txt"

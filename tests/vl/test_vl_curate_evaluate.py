@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,33 +19,12 @@ from tests.fakes.http_server import FakeHTTPServer, Reply, Request
 from tests.fakes.score_replies import score_reply
 from tests.fakes.scripted_openai import ScriptedOpenAIServer
 from tests.fakes.servers import RewardServer
+from tests.vl.vision_tower import VisionTowerLog
 from trainer.sample_data import SAMPLE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "tests" / "data" / "bench"
-VISION_TOWER = "Qwen2_5_VisionTransformerPretrainedModel"
 JUDGE_MODEL = "scripted-judge"
-
-
-class VisionTowerLog:
-    """The pixels of every call of the Qwen2.5-VL vision tower (a global forward pre-hook:
-    the policy is loaded inside the sampler)."""
-
-    def __init__(self) -> None:
-        self.calls: list[Any] = []
-
-    def __call__(self, module, args) -> None:
-        if type(module).__name__ == VISION_TOWER:
-            self.calls.append(args[0].detach().cpu().clone())
-
-    def __enter__(self) -> VisionTowerLog:
-        from torch.nn.modules.module import register_module_forward_pre_hook
-
-        self.handle = register_module_forward_pre_hook(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.handle.remove()
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +93,9 @@ def test_curate_samples_the_vl_policy_with_each_rows_picture(tmp_path, tiny_qwen
     assert [r["id"] for r in read_jsonl(out)] == [r["id"] for r in rows]
     # sampling runs one prompt per call: each call's tower input is that row's picture
     # (once per call, or once per sample: the same pixels either way)
-    assert tower.calls and len(tower.calls) % len(rows) == 0
-    per_row = len(tower.calls) // len(rows)
-    for n, pixels in enumerate(tower.calls):
+    assert tower.pixels and len(tower.pixels) % len(rows) == 0
+    per_row = len(tower.pixels) // len(rows)
+    for n, pixels in enumerate(tower.pixels):
         picture = encode([SAMPLE_DIR / rows[n // per_row]["images"][0]])
         copies = pixels.shape[0] // picture.shape[0]
         torch.testing.assert_close(pixels, picture.repeat(copies, 1))
@@ -156,7 +134,7 @@ def test_evaluate_runs_the_vl_policy_on_a_benchmark_with_pictures(
     metrics = report["benchmarks"]["safetag"]
     assert (metrics["n"], metrics["n_scored"], metrics["n_rewarded"]) == (3, 3, 3)
     # greedy decoding batches the three prompts: one tower call on their three pictures
-    assert len(tower.calls) == 1
-    torch.testing.assert_close(tower.calls[0], encode(pictures))
+    assert len(tower.pixels) == 1
+    torch.testing.assert_close(tower.pixels[0], encode(pictures))
     # the evaluation judge saw each picture too
     assert len(judged) == 3 and all(len(chat.images) == 1 for chat in judged)

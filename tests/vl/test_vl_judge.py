@@ -26,14 +26,13 @@ import struct
 import time
 import zlib
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.fakes.servers import RewardServer
+from tests.vl.vision_tower import VisionTowerLog
 
-VISION_TOWER = "Qwen2_5_VisionTransformerPretrainedModel"
 RESPONSE = "<think>It is a picture of coloured noise.</think><answer>Random noise.</answer>"
 
 
@@ -138,27 +137,6 @@ def test_service_cache_tells_two_pictures_apart(tiny_qwen2_5_vl):
 
 
 # --------------------------------------------------------------------------- in process
-
-
-class VisionTowerLog:
-    """Every input of the Qwen2.5-VL vision tower, recorded by a global forward pre-hook (the
-    judge's model is loaded inside the backend, so no handle to it is needed)."""
-
-    def __init__(self) -> None:
-        self.pixels: list[Any] = []
-
-    def __call__(self, module, args) -> None:
-        if type(module).__name__ == VISION_TOWER:
-            self.pixels.append(args[0].detach().cpu().clone())
-
-    def __enter__(self) -> VisionTowerLog:
-        from torch.nn.modules.module import register_module_forward_pre_hook
-
-        self.handle = register_module_forward_pre_hook(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.handle.remove()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,23 @@
+# Shared steps of the test-environment scripts (vl_env.sh, verl_env.sh, openrlhf_env.sh):
+# each keeps a stamp file holding a hash of its requirements, and builds only when it differs.
+# Source it: `source scripts/env_lib.sh`.
+
+# env_up_to_date NAME STAMP WANT: true (and says so) when STAMP already holds WANT.
+env_up_to_date() {
+  local name=$1 stamp=$2 want=$3
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    echo "$name: $(dirname "$stamp") is up to date (stamp $stamp matches the requirements)"
+    return 0
+  fi
+  return 1
+}
+
+# ensure_venv NAME VENV PYTHON: create VENV with PYTHON (and a current pip) when missing.
+ensure_venv() {
+  local name=$1 venv=$2 python=$3
+  if [[ ! -x "$venv/bin/python" ]]; then
+    echo "$name: creating $venv with $python"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+  fi
+}
