@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     judge_device: str | None = Field(
         None, description="Device for in-process judges (`cpu`, `cuda`, `cuda:1`); auto if unset."
     )
+    judge_boundary_secret: str | None = Field(
+        None,
+        repr=False,
+        description="Secret for the injection boundary marker of the judge prompt (the same "
+        "on every replica keeps one sample's prompt the same); random per process when unset.",
+    )
 
     redis_url: str | None = Field(None, description="Redis URL; unset: in-process LRU.")
     cache_ttl_s: int = Field(604800, ge=1, description="Redis entry TTL in seconds.")
@@ -104,7 +110,7 @@ class Settings(BaseSettings):
     log_level: str = Field("warning", description="Log level (JSON logs on stderr).")
 
     @field_validator("judge_model", "judge_base_url", "judge_api_key", "api_key", "redis_url",
-                     "profile", "get_reward_invalid", mode="before")
+                     "profile", "get_reward_invalid", "judge_boundary_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # docker-compose passes `VAR=` for unset variables; treat that as "not configured".

@@ -24,6 +24,7 @@ import pytest
 from reward_server.domain import Image, Sample
 from reward_server.judge.backends.base import LOADED
 from reward_server.judge.base import Judge
+from reward_server.judge.boundary import Boundary
 from reward_server.judge.config import JudgeConfig
 from reward_server.judge.engine import JudgeEngine
 from reward_server.judge.factory import judge_config
@@ -43,12 +44,16 @@ from reward_server.settings import Settings
 from tests.fakes.servers import RewardServer, _Process, free_port
 
 SERVED = "tiny-judge"
+#: One boundary secret for every engine here: transformers, vLLM and the hand-made
+#: reference then show the judge the same prompt for a sample (same marker code).
+BOUNDARY_SECRET = "tiny-judge-tests"
 
 
 def settings(model, backend="transformers", mode="generate", **kw) -> JudgeConfig:
     """The judge's configuration, built as the service builds it (from ``Settings``)."""
     values = {"judge_backend": backend, "judge_model": str(model), "judge_mode": mode,
-              "judge_max_new_tokens": 24, "judge_max_wait_ms": 50, **kw}
+              "judge_max_new_tokens": 24, "judge_max_wait_ms": 50,
+              "judge_boundary_secret": BOUNDARY_SECRET, **kw}
     return judge_config(Settings(_env_file=None, **values))
 
 
@@ -173,7 +178,8 @@ def test_hf_logprob_matches_unbatched_reference(hf_logprob, tiny_qwen2):
     assert {"0", "1", "9"} <= set(labels.values())
 
     def next_probs(sample, prefix):
-        item = build_input(sample, sees_images=False)
+        item = build_input(sample, sees_images=False,
+                           marker=Boundary(BOUNDARY_SECRET).marker(sample))
         text = tok.apply_chat_template(item.text_messages(), add_generation_prompt=True,
                                        tokenize=False) + prefix
         ids = tok(text, return_tensors="pt", add_special_tokens=False)

@@ -211,8 +211,9 @@ def test_request_shape_generate_mode(server, judge):
     assert request.body["max_tokens"] == 384
     assert request.images == [url]
     assert "1 image(s), shown above" in request.text
-    assert "<<<BEGIN REASONING>>>\nok\n<<<END REASONING>>>" in request.text
-    assert "<<<BEGIN ANSWER>>>\nfine\n<<<END ANSWER>>>" in request.text
+    # the blocks' markers carry the sample's code (tests/test_injection_defence.py)
+    assert re.search(r"<<<BEGIN REASONING (\w+)>>>\nok\n<<<END REASONING \1>>>", request.text)
+    assert re.search(r"<<<BEGIN ANSWER (\w+)>>>\nfine\n<<<END ANSWER \1>>>", request.text)
 
 
 def test_hybrid_is_half_rules_half_judge_exactly(server):

@@ -4,7 +4,9 @@
   rubric stops start-up with a message naming the profile and the field.
 * The prompt is rendered from the rubric: the built-in rubric renders to the packaged
   ``prompt_v1.txt`` byte for byte, so its prompt version and ``rubric_version`` (hence
-  every cache key) did not move; a custom rubric changes the prompt, and its version.
+  every cache key) did not move when rubrics became data (they moved once since, on
+  purpose, with the injection defence); a custom rubric changes the prompt, and its
+  version.
 * Through a real reward server and a scripted OpenAI-compatible judge: a ``privacy``
   dimension on the answer (weight 0.2, renormalised, gated) changes what the judge is
   asked and the reward exactly as the formula says, in ``generate`` and ``logprob`` mode;
@@ -212,17 +214,24 @@ def test_every_invalid_rubric_stops_start_up_naming_profile_and_field(tmp_path, 
 # --- the prompt ------------------------------------------------------------------------
 
 
+# Re-pinned on purpose with the injection defence (issue 17): the template now frames the
+# request and the response in coded boundary markers and says only the code ends a block
+# (prompt version cf51fb5d8083 -> e4713a1467c9), and judge profiles hash the injection
+# detector's version. Before that these pins held from before rubrics were data.
+BUILT_IN_PROMPT_VERSION = "e4713a1467c9"
+
+
 def test_the_built_in_rubric_renders_to_the_packaged_prompt_byte_for_byte():
     packaged = resources.files("reward_server.judge").joinpath("prompt_v1.txt").read_text()
     assert render_prompt_text(SAFER_VLM) == packaged
-    assert prompt_for(SAFER_VLM).version == "cf51fb5d8083"
+    assert prompt_for(SAFER_VLM).version == BUILT_IN_PROMPT_VERSION
 
 
 def test_cache_keys_of_the_built_in_profiles_did_not_move():
-    """Pinned before rubrics were data: ``safer_vlm`` and ``hybrid`` hash as they did."""
-    identity = {"model": "m", "mode": "logprob", "prompt": "cf51fb5d8083"}
-    pins = {"safer_vlm": ("c76a1f9a208eaa8c", "ba2b1f469a91784b"),
-            "hybrid": ("bc3ce49ea6dfcef1", "f195367dc392ce65")}
+    """``safer_vlm`` and ``hybrid`` hash as pinned (see the comment above the test)."""
+    identity = {"model": "m", "mode": "logprob", "prompt": BUILT_IN_PROMPT_VERSION}
+    pins = {"safer_vlm": ("b4785462c8ec3fdc", "0e52a8922779b28d"),
+            "hybrid": ("4c2f8a2892390233", "dad49ec4c408a73b")}
     for name, (with_judge, without) in pins.items():
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, identity) == with_judge
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, None) == without

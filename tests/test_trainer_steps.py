@@ -32,7 +32,7 @@ from trainer.steps import StepLoggingReward, process_metrics
 
 MODEL = "scripted-judge"
 PROFILE = "safer_vlm_process"
-STEP = re.compile(r"\[Step (\d+)\]\n(.*?)(?=\n\n\[Step |\n<<<END REASONING>>>)", re.S)
+STEP = re.compile(r"\[Step (\d+)\]\n(.*?)(?=\n\n\[Step |\n<<<END REASONING [0-9a-f]+>>>)", re.S)
 
 
 def judge_reply(request: ChatRequest) -> str:

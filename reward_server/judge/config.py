@@ -28,6 +28,9 @@ class JudgeConfig:
         base_url: the OpenAI-compatible server (``openai`` only).
         api_key: its key, if any (never shown in the repr).
         device: device of an in-process judge (``None``: automatic).
+        boundary_secret: key of the prompt's boundary markers
+            (``REWARD_JUDGE_BOUNDARY_SECRET``; ``None``: random, made when the engine is
+            built; never shown in the repr).
     """
 
     backend: str
@@ -41,3 +44,4 @@ class JudgeConfig:
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
     device: str | None = None
+    boundary_secret: str | None = field(default=None, repr=False)

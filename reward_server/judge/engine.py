@@ -6,7 +6,9 @@ Every sample comes with the rubric of the profile that asked (``JudgeItem``), so
 may mix rubrics: each sample's prompt is its rubric's (``rubric_prompt.prompt_for``), and
 with a process rubric its reasoning is shown as numbered steps
 (``reward_formats.steps.split_steps``; a sample without steps is judged on the rubric
-without them, as the contract's "scored as ``safer_vlm``" says).
+without them, as the contract's "scored as ``safer_vlm``" says). Each prompt frames the
+sample in markers coded by the engine's ``Boundary`` (``REWARD_JUDGE_BOUNDARY_SECRET``, or a
+key made when the engine is built), which the response cannot forge.
 
 ``generate`` mode
     The judge writes the JSON verdict greedily. Answers that cannot be used (no JSON, a
@@ -58,6 +60,7 @@ from reward_server.judge.backends.base import (
     JudgeBackend,
     NoAnswer,
 )
+from reward_server.judge.boundary import Boundary
 from reward_server.judge.config import JudgeConfig
 from reward_server.judge.logprob import SCORE_TOKENS, Probe, prefills, probes, read_sample
 from reward_server.judge.parsing import ParseResult, parse_verdict
@@ -152,6 +155,7 @@ class JudgeEngine:
         self.config = config
         self.metrics = metrics or Metrics()
         self.template = load_prompt()
+        self.boundary = Boundary(config.boundary_secret)
         self._mode = config.mode
         self._load_task: asyncio.Task[None] | None = None
         self.batcher: MicroBatcher[JudgeItem, Outcome] = MicroBatcher(
@@ -277,7 +281,8 @@ class JudgeEngine:
         rubric = item.rubric if steps else item.rubric.without_process()
         template = prompt_for(rubric)
         conversation = build_input(
-            item.sample, sees_images=self.backend.sees_images, template=template, steps=steps
+            item.sample, sees_images=self.backend.sees_images, template=template, steps=steps,
+            marker=self.boundary.marker(item.sample),
         )
         return _Call(conversation, rubric, len(steps), template)
 

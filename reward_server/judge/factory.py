@@ -38,6 +38,7 @@ def judge_config(settings: Settings) -> JudgeConfig:
         base_url=settings.judge_base_url,
         api_key=settings.judge_api_key,
         device=settings.judge_device,
+        boundary_secret=settings.judge_boundary_secret,
     )
 
 

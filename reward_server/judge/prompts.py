@@ -16,6 +16,11 @@ rubric's prompt shows the REASONING as its numbered steps (``reward_formats.step
 and any reasoning text outside them after the steps, unnumbered. The ``[Step k]`` labels
 are the service's: a copy written inside the response becomes ``(Step k]``, so a response
 cannot renumber its own steps for the judge.
+
+Every block (request, reasoning, answer) is framed by markers carrying the sample's code
+(``reward_server.judge.boundary``), and each piece of text shown inside is ``fence``d
+after the split (the split drops tags, which could otherwise join the halves of a forged
+marker), so nothing inside a block can close it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 from reward_formats.response import judge_split
 from reward_formats.steps import Step
 from reward_server.domain import Sample
+from reward_server.judge.boundary import fence, process_boundary
 from reward_server.judge.prompt_file import PromptTemplate, parse_prompt_file
 from reward_server.judge.rubric_prompt import prompt_for
 from reward_server.rubric import SAFER_VLM, SCORE_KEYS
@@ -84,6 +90,7 @@ def build_input(
     sees_images: bool,
     template: PromptTemplate | None = None,
     steps: Sequence[Step] = (),
+    marker: str | None = None,
 ) -> JudgeInput:
     """The judge conversation for one sample.
 
@@ -94,8 +101,12 @@ def build_input(
         template: the rubric's prompt (the built-in rubric's by default).
         steps: the reasoning's steps (``reward_formats.steps.split_steps``), shown numbered;
             only with a process rubric's prompt, and only when there are some.
+        marker: the code of the sample's block markers (``Boundary.marker``; the judge
+            engine passes its own); ``None``: the code from a random per-process key.
     """
     template = template or load_prompt()
+    if marker is None:
+        marker = process_boundary().marker(sample)
     count = len(sample.images)
     if count == 0:
         note = template.render("images_none")
@@ -104,25 +115,29 @@ def build_input(
     else:
         note = template.render("images_hidden", count=count)
     reasoning, answer = judge_split(sample.response)
+    request = fence(sample.prompt_text, marker)
     if steps:
         if not template.has_steps:
             raise ValueError("steps need a process rubric's prompt")
         text = template.render(
             "process_user",
-            request=sample.prompt_text,
+            request=request,
             image_note=note,
-            steps=_numbered_steps(sample.response, steps, template),
-            answer=answer,
+            steps=_numbered_steps(sample.response, steps, template, marker),
+            answer=fence(answer, marker),
             count=len(steps),
             step_keys=", ".join(f'"{k}"' for k in step_keys(len(steps))),
+            marker=marker,
         )
     else:
         text = template.render(
             "user",
-            request=sample.prompt_text,
+            request=request,
             image_note=note,
-            reasoning=reasoning if reasoning is not None else template.render("no_reasoning"),
-            answer=answer,
+            reasoning=(fence(reasoning, marker) if reasoning is not None
+                       else template.render("no_reasoning")),
+            answer=fence(answer, marker),
+            marker=marker,
         )
     parts: list[Part] = []
     if sees_images:
@@ -140,19 +155,24 @@ def step_keys(count: int) -> list[str]:
     return [str(k) for k in range(1, count + 1)]
 
 
-def _numbered_steps(response: str, steps: Sequence[Step], template: PromptTemplate) -> str:
+def _numbered_steps(
+    response: str, steps: Sequence[Step], template: PromptTemplate, marker: str
+) -> str:
     """The steps as ``[Step k]`` blocks, then any reasoning the judge would otherwise see
     outside them (before ``<think>``, or between ``</think>`` and ``<answer>``)."""
+
+    def shown(text: str) -> str:
+        return _FORGED_LABEL.sub("(", fence(text, marker))
+
     blocks = [
-        template.render("process_step", index=s.index,
-                        text=_FORGED_LABEL.sub("(", response[s.start : s.end]))
+        template.render("process_step", index=s.index, text=shown(response[s.start : s.end]))
         for s in steps
     ]
     before, _ = judge_split(response[: steps[0].start])
     after, _ = judge_split(response[steps[-1].end :])
     outside = "\n".join(text for text in (before, after) if text)
     if outside:
-        blocks.append(template.render("process_outside", text=_FORGED_LABEL.sub("(", outside)))
+        blocks.append(template.render("process_outside", text=shown(outside)))
     return "\n\n".join(blocks)
 
 
@@ -191,7 +211,7 @@ def score_prefix(
     '{"think_safety": '
     >>> score_prefix("think_safety", digits="1")
     '{"think_safety": 1'
-    >>> score_prefix(STEP_KEY, step=3)
+    >>> score_prefix("step_safety", step=3)
     '{"step_safety": {"3": '
     """
     space = " " if trailing_space or digits else ""

@@ -1,8 +1,17 @@
 """Profiles of kind ``judge``: SaFeR-VLM's generative reward, on the profile's rubric,
-through a configured judge."""
+through a configured judge, behind the injection rule.
+
+The policy is trained against the judge and learns whatever moves it; text addressed to
+the grader is the cheapest move. So before the judge is asked, every response goes
+through ``detect_injection`` with the rubric's reply keys (and ``step_safety``): a hit
+is reward 0 with ``components.injection = 1`` and ``penalties.injection = -1``, and the
+judge never sees it (a mix that includes this profile gives the sample 0 too, whatever its
+other parts say: ``reward_server.scorers.mix``).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from reward_formats.response import has_answer
@@ -11,13 +20,28 @@ from reward_server.availability import PartialOutage, Readiness
 from reward_server.domain import Sample, ScoreResult
 from reward_server.judge.base import Judge
 from reward_server.profiles import Profile
-from reward_server.rubric import JudgeVerdict
+from reward_server.rubric import STEP_KEY, JudgeVerdict
 from reward_server.scorers.base import ProfileScorer
+from reward_server.scorers.injection import InjectionHit, detect_injection
+from reward_server.scorers.keys import INJECTION
 from reward_server.scorers.safer_vlm import aggregate, no_answer_result
+
+log = logging.getLogger(__name__)
+
+
+def injection_result(sample: Sample, hit: InjectionHit) -> ScoreResult:
+    """A caught response: reward 0, ``injection`` 1 in components and -1 in penalties."""
+    log.info("injection caught (%s) at %d: %r", hit.rule, hit.start, hit.excerpt)
+    return ScoreResult.ok(
+        0.0,
+        components={"format": 1.0 if has_answer(sample.response) else 0.0, INJECTION: 1.0},
+        penalties={INJECTION: -1.0},
+    )
 
 
 class JudgeScorer(ProfileScorer):
-    """Asks the judge about every sample with an answer block and aggregates its verdict.
+    """Asks the judge about every sample with an answer block and aggregates its verdict,
+    unless the injection rule caught the response (see module docstring).
 
     Components: ``format`` and each dimension of the rubric as ``(x - 1) / 9`` (after
     mapping its scale onto 1–10), and ``process_safety`` for a process rubric with steps;
@@ -36,6 +60,9 @@ class JudgeScorer(ProfileScorer):
         super().__init__(profile, rubric_version)
         self.judge = judge
         self.rubric = profile.rubric
+        # The judge's reserved keys count whatever the rubric: a forged "step_safety" score
+        # addresses a grader under any profile, not only under a process rubric.
+        self.injection_keys = tuple(dict.fromkeys((*profile.rubric.reply_keys, STEP_KEY)))
 
     def readiness(self) -> Readiness:
         if self.judge is None:
@@ -53,7 +80,10 @@ class JudgeScorer(ProfileScorer):
         results: list[ScoreResult | None] = [None] * len(samples)
         to_judge: list[int] = []
         for i, sample in enumerate(samples):
-            if has_answer(sample.response):
+            hit = detect_injection(sample.response, rubric_keys=self.injection_keys)
+            if hit is not None:
+                results[i] = injection_result(sample, hit)
+            elif has_answer(sample.response):
                 to_judge.append(i)
             else:
                 results[i] = no_answer_result()

@@ -8,11 +8,13 @@ alone, here:
 * ``rules``: ``format``, ``tag``, ``behavior`` (``RulesScorer``); no penalties.
 * ``judge``: ``format``, each dimension of the profile's rubric, and ``process_safety`` for
   a process rubric; penalties: each flag of the rubric (``JudgeScorer`` through
-  ``safer_vlm.aggregate``). A response without an answer block carries only ``format``:
-  these are the names a result *can* carry.
+  ``safer_vlm.aggregate``); ``injection`` in both (a response the injection detector
+  caught). A response without an answer block carries only ``format``: these are the
+  names a result *can* carry.
 * ``mix``: each part's names prefixed as ``MixScorer`` prefixes them (``rules.``/``judge.``,
   or the part's profile name when two parts would share a prefix), plus the fallback's
-  names under its ``rules.``/``judge.`` prefix.
+  names under its ``rules.``/``judge.`` prefix; ``injection`` is never prefixed
+  (``part_key``): it is a verdict on the whole sample, whose final reward it sets to 0.
 
 A read-only mirror of what the scorers write; ``tests/test_get_reward.py`` scores every
 built-in profile and checks that no result carries a name missing here.
@@ -25,9 +27,11 @@ from typing import NamedTuple
 
 from reward_server.profiles import Profile
 
-__all__ = ["RewardKeys", "reward_keys"]
+__all__ = ["INJECTION", "RewardKeys", "part_key", "reward_keys"]
 
 _RULES = ("format", "tag", "behavior")
+#: The component (1) and penalty (-1) of a response the injection detector caught.
+INJECTION = "injection"
 
 
 class RewardKeys(NamedTuple):
@@ -42,10 +46,19 @@ def _side(profile: Profile) -> str:
     return "judge" if profile.kind == "judge" else "rules"
 
 
+def part_key(prefix: str, name: str) -> str:
+    """A part's component or penalty name as a mix reports it.
+
+    >>> part_key("judge", "answer_safety"), part_key("judge", INJECTION)
+    ('judge.answer_safety', 'injection')
+    """
+    return name if name == INJECTION else f"{prefix}.{name}"
+
+
 def _prefixed(prefix: str, keys: RewardKeys) -> RewardKeys:
     return RewardKeys(
-        tuple(f"{prefix}.{k}" for k in keys.components),
-        tuple(f"{prefix}.{k}" for k in keys.penalties),
+        tuple(part_key(prefix, k) for k in keys.components),
+        tuple(part_key(prefix, k) for k in keys.penalties),
     )
 
 
@@ -60,16 +73,17 @@ def reward_keys(profile: Profile, profiles: Mapping[str, Profile]) -> RewardKeys
     >>> reward_keys(P["safegrpo"], P)
     RewardKeys(components=('behavior', 'format', 'tag'), penalties=())
     >>> reward_keys(P["hybrid"], P).penalties
-    ('judge.contradiction', 'judge.hallucination')
+    ('injection', 'judge.contradiction', 'judge.hallucination')
     """
     if profile.kind == "rules":
         return RewardKeys(tuple(sorted(_RULES)), ())
     if profile.kind == "judge":
         rubric = profile.rubric
-        components = ["format", *(d.name for d in rubric.dimensions)]
+        components = ["format", INJECTION, *(d.name for d in rubric.dimensions)]
         if rubric.process:
             components.append("process_safety")
-        return RewardKeys(tuple(sorted(components)), tuple(sorted(f.name for f in rubric.flags)))
+        penalties = [INJECTION, *(f.name for f in rubric.flags)]
+        return RewardKeys(tuple(sorted(components)), tuple(sorted(penalties)))
     parts = [profiles[name] for name in profile.parts]
     sides = [_side(part) for part in parts]
     prefixes = sides if len(set(sides)) == len(sides) else [part.name for part in parts]

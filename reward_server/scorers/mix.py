@@ -9,6 +9,7 @@ from reward_server.availability import PartialOutage, Readiness
 from reward_server.domain import Sample, ScoreResult, Status
 from reward_server.profiles import Profile
 from reward_server.scorers.base import ProfileScorer
+from reward_server.scorers.keys import INJECTION, part_key
 
 
 def _prefix(scorer: ProfileScorer) -> str:
@@ -18,10 +19,12 @@ def _prefix(scorer: ProfileScorer) -> str:
 class MixScorer(ProfileScorer):
     """``sum(w_i * part_i)`` when every part can score the sample, else the fallback alone.
 
-    Components and penalties carry every side, prefixed ``rules.`` / ``judge.``. If any part
-    is ``invalid`` the mix is ``invalid`` too: a half-known reward is not a reward. If a
-    part raises ``PartialOutage`` (the judge failed on some samples) the mix raises it too,
-    carrying the samples every part did answer.
+    Components and penalties carry every side, prefixed ``rules.`` / ``judge.``, except
+    ``injection``: a part that caught an injection (``penalties.injection``) makes the
+    sample's reward 0 whatever the other parts say, and ``injection`` is reported as it is,
+    unprefixed. Otherwise, if any part is ``invalid`` the mix is ``invalid`` too: a
+    half-known reward is not a reward. If a part raises ``PartialOutage`` (the judge failed
+    on some samples) the mix raises it too, carrying the samples every part did answer.
     """
 
     def __init__(
@@ -102,11 +105,13 @@ class MixScorer(ProfileScorer):
         judge = None
         reward = 0.0
         for (weight, _), prefix, r in zip(self.parts, self._prefixes, part_results, strict=True):
-            components.update({f"{prefix}.{k}": v for k, v in r.components.items()})
-            penalties.update({f"{prefix}.{k}": v for k, v in r.penalties.items()})
+            components.update({part_key(prefix, k): v for k, v in r.components.items()})
+            penalties.update({part_key(prefix, k): v for k, v in r.penalties.items()})
             judge = judge or r.judge
             if r.reward is not None:
                 reward += weight * r.reward
+        if INJECTION in penalties:  # caught by a judge part: 0, whatever the rules half says
+            return ScoreResult.ok(0.0, components=components, penalties=penalties, judge=judge)
         if errors:
             return ScoreResult.invalid(
                 "; ".join(errors), components=components, penalties=penalties, judge=judge
@@ -133,8 +138,8 @@ def _prefixed(result: ScoreResult, prefix: str) -> ScoreResult:
     return ScoreResult(
         status=result.status,
         reward=result.reward,
-        components={f"{prefix}.{k}": v for k, v in result.components.items()},
-        penalties={f"{prefix}.{k}": v for k, v in result.penalties.items()},
+        components={part_key(prefix, k): v for k, v in result.components.items()},
+        penalties={part_key(prefix, k): v for k, v in result.penalties.items()},
         judge=result.judge,
         error=result.error,
     )

@@ -1,15 +1,17 @@
 """Builds one scorer per profile and stamps each with the version of everything behind it.
 
 ``rubric_version`` hashes a profile's effective configuration together with everything
-outside it that changes rewards (the refusal detector's version, the judge's model, mode
-and prompt version), so a cache entry or a logged reward always says which rubric made it.
-It lives here, not in ``profiles``, because those outside parts are the scorers'.
+outside it that changes rewards (the refusal detector's version; for a judge profile the
+judge's model, mode and prompt version and the injection detector's version), so a cache
+entry or a logged reward always says which rubric made it. It lives here, not in
+``profiles``, because those outside parts are the scorers'. The boundary markers' secret
+is not among them: it frames the response, it is not the rubric.
 
 A judge profile's rubric is hashed with the version of the prompt rendered from it. A
 rubric that profiles could already express before rubrics were data (the built-in one,
 numbers changed or not) is hashed in the form it had then, so the versions of
-``safer_vlm``, ``hybrid`` and their overrides, and every cache key under them, survived
-the change.
+``safer_vlm``, ``hybrid`` and their overrides survived that change (they moved later,
+with the injection defence: a new prompt and the detector's version).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from reward_server.judge.base import Judge
 from reward_server.judge.rubric_prompt import prompt_for
 from reward_server.profiles import Profile, ProfileError
 from reward_server.scorers.base import ProfileScorer
+from reward_server.scorers.injection import INJECTION_DETECTOR_VERSION
 from reward_server.scorers.judged import JudgeScorer
 from reward_server.scorers.mix import MixScorer
 from reward_server.scorers.refusal import get_refusal_detector
@@ -71,6 +74,7 @@ def rubric_version(
     elif profile.kind == "judge":
         payload["config"] = _judge_config(profile)
         payload["judge"] = judge_identity
+        payload["injection_version"] = INJECTION_DETECTOR_VERSION
     else:
         payload["parts"] = {
             name: rubric_version(profiles[name], profiles, judge_identity)
