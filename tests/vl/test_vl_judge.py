@@ -10,8 +10,10 @@ Two levels:
   check (truncated file), decoding in the judge (a PNG whose header and checksums are fine
   but whose pixel data is not), and the processor (an aspect ratio Qwen2.5-VL refuses);
 * the transformers backend in process, with a global forward pre-hook that records what
-  the vision tower encodes: the sample's own picture, in both calls; and the ``logprob``
-  prefills checked against full forward passes computed here by hand.
+  the vision tower encodes: the sample's own picture, in both calls, and in ``logprob`` mode
+  once per sample whatever its number of prefills (the conversation is prefilled once, the
+  assistant prefixes run on copies of its cache with Qwen2.5-VL's 3-D rope positions); and
+  the ``logprob`` prefills checked against full forward passes computed here by hand.
 
 A random judge writes no JSON, so in ``generate`` mode the good samples end ``invalid``
 with "unusable judge answer": that is fine, the point is that the path runs with pictures.
@@ -204,8 +206,13 @@ def test_the_judge_encodes_the_sample_picture_in_both_calls(backend, reference):
 
 
 def test_logprob_prefills_match_full_forward_passes_by_hand(backend, reference):
-    """Batched, left-padded prefills of two samples with different pictures and lengths give
-    the next-token probabilities of one bare forward pass each, with its picture."""
+    """Prefills of two samples with different pictures and lengths (each conversation
+    prefilled once, its tails batched on its cache) give the next-token probabilities of one
+    bare forward pass each, with its picture.
+
+    The tolerance is relative: a random tiny model spreads its mass thinly (about 1e-3 per
+    token), and tails placed at 1-D positions instead of the 3-D rope ones are off by only
+    ~4e-4 relative (1e-6 absolute), while the right positions agree to ~1e-7."""
     import torch
 
     from reward_server.judge.logprob import SCORE_TOKENS
@@ -238,26 +245,26 @@ def test_logprob_prefills_match_full_forward_passes_by_hand(backend, reference):
 
     want = [by_hand(b, png, p) for b, png in zip(bases, pngs, strict=True) for p in prefixes]
     for row, expected in zip(got, want, strict=True):
-        assert row == pytest.approx(expected, abs=1e-5)
+        assert row == pytest.approx(expected, rel=1e-5, abs=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reward_server/judge/backends/hf.py: HFBackend._probs_sync takes the shared-prefix "
-    "prefill (_shared_prefix_probs) only for a text-only judge; with a processor every "
-    "logprob prefill is a full generate(max_new_tokens=1), so the vision tower encodes the "
-    "sample's picture once per prefill (12 per sample). Fix: prefill the shared prefix once "
-    "with pixel_values + image_grid_thw, and run the tails on copies of its KV cache with "
-    "the 3-D M-RoPE position ids continued from the prefix (model.model.get_rope_index / "
-    "rope_deltas), not torch.arange positions"))
-def test_logprob_encodes_each_picture_once_per_sample(backend):
-    from reward_server.judge.logprob import SCORE_TOKENS
-    from reward_server.judge.prompts import score_prefix, with_prefix
-    from reward_server.rubric import SCORE_KEYS
+def test_logprob_encodes_each_picture_once_per_sample(backend, reference):
+    """A sample's dozen prefills share one prefill of its conversation: the vision tower runs
+    once per sample, on that sample's own picture, however many assistant prefixes follow."""
+    import torch
 
-    base = judge_input(noise_png(8))
-    prefills = [with_prefix(base, score_prefix(k)) for k in SCORE_KEYS]
+    from reward_server.judge.logprob import SCORE_TOKENS, prefills, probes
+
+    processor, _ = reference
+    pngs = [noise_png(8), noise_png(9, width=96, height=64)]
+    bases = [judge_input(pngs[0]), judge_input(pngs[1], "Is anything here dangerous to do?")]
+    space = backend.score_prefix_space
+    inputs = [p for b in bases for p in prefills(b, probes(), trailing_space=space)]
+    assert len(inputs) == 24
     with VisionTowerLog() as log:
-        rows = asyncio.run(backend.next_token_probs(prefills, SCORE_TOKENS))
+        rows = asyncio.run(backend.next_token_probs(inputs, SCORE_TOKENS))
     assert all(set(r) == set(SCORE_TOKENS) for r in rows)
-    images_encoded = sum(p.shape[0] for p in log.pixels) // (4 * 4)  # 64 px: 4x4 patches
-    assert images_encoded == 1
+    assert len(log.pixels) == len(pngs)
+    for got, png in zip(log.pixels, pngs, strict=True):
+        want = processor.image_processor(images=[pil(png)], return_tensors="pt")["pixel_values"]
+        torch.testing.assert_close(got, want)

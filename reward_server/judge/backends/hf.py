@@ -5,11 +5,12 @@ support it, float32 on CPU. A model directory with an image processor (Qwen2.5-V
 ``AutoProcessor`` + ``AutoModelForImageTextToText``) gets the images; any other causal LM
 is a text-only judge, and its prompt says how many images it cannot see.
 
-Batches are sorted by length and run ``forward_batch`` sequences at a time with left
-padding, on one dedicated thread so the event loop keeps serving. ``generate`` is greedy;
-``next_token_probs`` runs ``generate(max_new_tokens=1, output_logits=True)`` so position
-ids under left padding (and Qwen2.5-VL's 3-D rope) are computed exactly as when decoding,
-then takes the softmax over the full vocabulary, so no score token is ever cut off.
+Everything runs on one dedicated thread so the event loop keeps serving. ``generate`` is
+greedy, on length-sorted batches of ``forward_batch`` sequences with left padding.
+``next_token_probs`` prefills each judge conversation once (its pictures encoded once) and
+the short assistant-prefix tails as one batch on copies of its KV cache, with the position
+ids a full pass would use, Qwen2.5-VL's 3-D rope included (``hf_prefill``); it takes the
+softmax over the full vocabulary, so no score token is ever cut off.
 torch and transformers are imported when the model loads, never at import time.
 """
 
@@ -29,6 +30,7 @@ from reward_server.judge.backends.base import (
     fuses_space_with_digits,
     pil_image,
 )
+from reward_server.judge.backends.hf_prefill import SharedPrefixPrefill
 from reward_server.judge.config import JudgeConfig
 from reward_server.judge.prompts import JudgeInput
 
@@ -40,8 +42,8 @@ class HFBackend(JudgeBackend):
 
     Args:
         config: ``model`` (path or hub id), ``device``, ``timeout_s``.
-        forward_batch: sequences per forward pass (bounds activation memory; a batch of
-            64 samples in ``logprob`` mode is 768 prefills).
+        forward_batch: sequences per ``generate`` pass (bounds activation memory);
+            ``logprob`` mode runs one conversation's prefills per pass.
     """
 
     name = "transformers"
@@ -54,6 +56,7 @@ class HFBackend(JudgeBackend):
         self._model: Any = None
         self._tokenizer: Any = None
         self._processor: Any = None
+        self._prefill: SharedPrefixPrefill | None = None
         self._candidate_ids: dict[tuple[str, ...], dict[int, str]] = {}
 
     # --- loading ---------------------------------------------------------------------
@@ -95,34 +98,46 @@ class HFBackend(JudgeBackend):
         model_cls = AutoModelForImageTextToText if processor is not None else AutoModelForCausalLM
         model = model_cls.from_pretrained(self.model, dtype=dtype).to(device).eval()
         self._model, self._tokenizer, self._processor = model, tokenizer, processor
+        self._prefill = SharedPrefixPrefill(model, tokenizer, processor, device)
         self.device = device
         self.sees_images = processor is not None
         self.score_prefix_space = not fuses_space_with_digits(tokenizer)
 
     # --- inputs ----------------------------------------------------------------------
 
-    def _render(self, item: JudgeInput) -> tuple[str, list[Any]]:
-        """Prompt text (chat template + assistant prefix) and the PIL images it holds."""
-        prefix = item.assistant_prefix or ""
+    def _prompt_text(self, item: JudgeInput) -> str:
+        """The prompt as text: chat template, generation prompt, assistant prefix. A
+        multimodal judge's holds one placeholder per picture, which its processor expands."""
         if self._processor is None:
             text = self._tokenizer.apply_chat_template(
                 item.text_messages(), add_generation_prompt=True, tokenize=False
             )
-            return text + prefix, []
-        messages, images = [], []
-        for message in item.messages:
-            parts = []
-            for part in message["content"]:
-                if part["type"] == "image":
-                    parts.append({"type": "image"})
-                    images.append(pil_image(part["image"]))
-                else:
-                    parts.append({"type": "text", "text": part["text"]})
-            messages.append({"role": message["role"], "content": parts})
-        text = self._processor.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False
-        )
-        return text + prefix, images
+        else:
+            messages = [
+                {"role": m["role"], "content": [
+                    {"type": "image"} if p["type"] == "image"
+                    else {"type": "text", "text": p["text"]}
+                    for p in m["content"]
+                ]}
+                for m in item.messages
+            ]
+            text = self._processor.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+        return text + (item.assistant_prefix or "")
+
+    def _images(self, item: JudgeInput) -> list[Any]:
+        """The pictures a multimodal judge sees, decoded, in prompt order (none if text-only)."""
+        if self._processor is None:
+            return []
+        return [
+            pil_image(p["image"]) for m in item.messages for p in m["content"]
+            if p["type"] == "image"
+        ]
+
+    def _render(self, item: JudgeInput) -> tuple[str, list[Any]]:
+        """Prompt text and the PIL images it holds."""
+        return self._prompt_text(item), self._images(item)
 
     def _encode(self, rendered: list[tuple[str, list[Any]]]) -> Any:
         texts = [text for text, _ in rendered]
@@ -216,96 +231,7 @@ class HFBackend(JudgeBackend):
                 masses.append(mass)
             return masses
 
-        if self._processor is None:
-            return self._shared_prefix_probs(inputs, masses_of)
-
-        def forward(chunk: list[tuple[str, list]]) -> list[dict[str, float]]:
-            enc = self._encode(chunk)
-            with torch.inference_mode():
-                result = self._model.generate(
-                    **enc,
-                    do_sample=False,
-                    max_new_tokens=1,
-                    output_logits=True,
-                    return_dict_in_generate=True,
-                    pad_token_id=self._tokenizer.pad_token_id,
-                )
-            return masses_of(result.logits[0])
-
-        return self._run_chunks(inputs, forward)
-
-    def _shared_prefix_probs(
-        self, inputs: Sequence[JudgeInput], masses_of: Callable[[Any], list[dict[str, float]]]
-    ) -> list:
-        """Next-token probabilities for prefills that share a long prefix, computed once.
-
-        ``logprob`` mode sends each sample's judge conversation a dozen times with a
-        different short assistant prefix. Prefilling the shared tokens once and the short
-        tails as one batch on a copy of that KV cache gives the same distributions (the tail
-        of each row sees exactly its own full sequence) for about a twelfth of the compute.
-        """
-        out: list[Any] = [Failure("not run")] * len(inputs)
-        groups: dict[str, list[tuple[int, list[int]]]] = {}
-        for i, item in enumerate(inputs):
-            try:
-                text, _ = self._render(item)
-            except Exception as exc:
-                out[i] = Failure(f"judge input error: {type(exc).__name__}: {exc}", "bad_input")
-                continue
-            base = text[: len(text) - len(item.assistant_prefix or "")]
-            ids = self._tokenizer(text, add_special_tokens=False)["input_ids"]
-            groups.setdefault(base, []).append((i, ids))
-
-        for members in groups.values():
-            try:
-                self._prefill_group(members, masses_of, out)
-            except Exception as exc:
-                log.exception("transformers judge shared-prefix prefill failed")
-                for i, _ in members:
-                    out[i] = Failure(f"judge model error: {type(exc).__name__}: {exc}")
-        return out
-
-    def _prefill_group(
-        self,
-        members: list[tuple[int, list[int]]],
-        masses_of: Callable[[Any], list[dict[str, float]]],
-        out: list[Any],
-    ) -> None:
-        import torch
-
-        first = members[0][1]
-        common = min(len(ids) for _, ids in members) - 1  # every tail keeps >= 1 token
-        for _, ids in members[1:]:
-            n = 0
-            limit = min(common, len(ids))
-            while n < limit and ids[n] == first[n]:
-                n += 1
-            common = n
-        tails = [ids[common:] for _, ids in members]
-        width = max(len(t) for t in tails)
-        pad = self._tokenizer.pad_token_id
-        tail_ids = torch.tensor([t + [pad] * (width - len(t)) for t in tails], device=self.device)
-        mask = torch.zeros((len(tails), common + width), dtype=torch.long, device=self.device)
-        for row, t in enumerate(tails):
-            mask[row, : common + len(t)] = 1
-        positions = torch.arange(common, common + width, device=self.device).expand(len(tails), -1)
-        with torch.inference_mode():
-            cache = None
-            if common > 0:
-                prefix = torch.tensor([first[:common]], device=self.device)
-                cache = self._model(input_ids=prefix, use_cache=True).past_key_values
-                cache.batch_repeat_interleave(len(tails))
-            logits = self._model(
-                input_ids=tail_ids,
-                attention_mask=mask,
-                position_ids=positions,
-                past_key_values=cache,
-                use_cache=cache is not None,
-            ).logits
-        last = torch.tensor([len(t) - 1 for t in tails], device=self.device)
-        picked = logits[torch.arange(len(tails), device=self.device), last]
-        for (i, _), mass in zip(members, masses_of(picked), strict=True):
-            out[i] = mass
+        return self._prefill.probs(inputs, self._prompt_text, self._images, masses_of)
 
     async def generate(
         self, inputs: Sequence[JudgeInput], max_new_tokens: int
