@@ -118,6 +118,8 @@ def test_ready_health_profiles_metrics_docs(rules_server):
     ("body", "status", "needle"),
     [
         ("not json", 422, "JSON"),  # malformed JSON
+        ('{"samples": [{"prompt": "q", "response": "\\ud800"}]}', 422,
+         "lone UTF-16 surrogate"),  # an escape that names no character, explained
         ({"samples": "x"}, 422, "samples"),  # wrong type
         ({"samples": [{"prompt": "p"}]}, 422, "samples[0].response"),  # missing field
         ({"samples": [sample(respone="typo")]}, 422, "samples[0].respone"),  # unknown field
@@ -132,7 +134,7 @@ def test_ready_health_profiles_metrics_docs(rules_server):
         ({"samples": [sample(labels="unsafe")]}, 422, "samples[0].labels"),  # not an object
         ({"profile": "", "samples": [sample()]}, 400, "unknown profile ''"),
     ],
-    ids=["bad-json", "wrong-type", "missing", "unknown-field", "bad-part",
+    ids=["bad-json", "lone-surrogate", "wrong-type", "missing", "unknown-field", "bad-part",
          "unknown-profile", "judge-503", "hybrid-503", "long-response", "too-many",
          "huge-int-id", "labels-not-an-object", "empty-profile"],
 )

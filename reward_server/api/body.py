@@ -18,12 +18,29 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 
 
+# pydantic-core's words for a ``\\uD800``-style escape with no partner, which is JSON that
+# names no character; the hint says what to look for.
+_LONE_SURROGATE = "hex escape"
+_SURROGATE_HINT = (
+    " (a \\u escape that is not a whole character: a lone UTF-16 surrogate such as "
+    "\\ud800 is not text; send the character itself or its full surrogate pair)"
+)
+
+
 def parse_body(model: type[M], raw: bytes) -> M:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        errors = [_located(e) for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
+
+
+def _located(error: Any) -> dict[str, Any]:
+    """The error under ``body``, with a hint where pydantic-core's message is cryptic."""
+    msg = error.get("msg", "")
+    if error.get("type") == "json_invalid" and _LONE_SURROGATE in msg:
+        msg += _SURROGATE_HINT
+    return {**error, "msg": msg, "loc": ("body", *error["loc"])}
 
 
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:
