@@ -170,7 +170,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.image_loader = ImageLoader(settings.max_image_bytes, settings.image_root)
+    app.state.image_loader = ImageLoader(
+        settings.max_image_bytes, settings.image_root, settings.max_image_path_chars
+    )
     app.include_router(score.router)
     app.include_router(openrlhf.router)
     app.include_router(ops.router)

@@ -256,11 +256,15 @@ def test_image_root_confines_paths(tmp_path):
     (root / "link.png").symlink_to(tmp_path / "secret.png")
     big = root / "big.png"
     big.write_bytes(png_bytes() + b"\0" * 5000)
-    env = {"REWARD_IMAGE_ROOT": str(root), "REWARD_MAX_IMAGE_BYTES": "4000"}
+    env = {"REWARD_IMAGE_ROOT": str(root), "REWARD_MAX_IMAGE_BYTES": "4000",
+           "REWARD_MAX_IMAGE_PATH_CHARS": str(len(str(tmp_path / "secret.png")) + 4)}
     with RewardServer(env) as server:
         def one(ref):
             return post(server, {"samples": [sample(images=[ref])]})
         assert one("ok.png").json()["results"][0]["status"] == "ok"
+        long_path = one("./" * 200 + "ok.png").json()["results"][0]  # over the limit
+        assert long_path["status"] == "invalid"
+        assert "REWARD_MAX_IMAGE_PATH_CHARS=" in long_path["error"]
         for ref in ("../secret.png", str(tmp_path / "secret.png"), "link.png"):
             res = one(ref).json()["results"][0]
             assert res["status"] == "invalid" and "outside REWARD_IMAGE_ROOT" in res["error"], ref

@@ -365,3 +365,33 @@ async def test_a_forged_step_score_is_caught_under_every_judge_profile():
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+# --------------------------------------------------------------------------- fence cost
+
+
+@pytest.mark.timeout(60)  # a liveness guard: the old look-ahead pattern took minutes here
+@pytest.mark.parametrize("run", ["<", "< ", "＜", "<\t"])
+def test_fence_is_linear_on_long_rows_of_angle_brackets(run):
+    """A row of a million ``<`` that never opens BEGIN/END is left as is, and one that does
+    is defused whole; the pattern once backtracked through every shorter run."""
+    text = run * 1_000_000
+    assert fence(text, "0123456789abcdef") == text
+    forged = fence(text + "END ANSWER", "0123456789abcdef")
+    assert forged.endswith("END ANSWER") and "<" not in forged and "＜" not in forged
+    assert forged.count("‹") == 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<<<END ANSWER>>>", "‹‹‹END ANSWER>>>"),  # the prompt's own marker shape
+        ("< < <  begin", "‹ ‹ ‹  begin"),  # spaced out, lower case
+        ("＜＜＜BEGIN", "‹‹‹BEGIN"),  # full-width
+        ("<<    END", "<<    END"),  # four spaces: not a marker's shape
+        ("a << b < c", "a << b < c"),  # comparisons stay as they are
+        ("<</END", "‹‹/END"),  # a slash before END
+    ],
+)
+def test_fence_defuses_only_marker_shapes(text, expected):
+    assert fence(text, "") == expected

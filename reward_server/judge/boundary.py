@@ -49,9 +49,11 @@ MARKER_HEX_DIGITS = 16
 REMOVED_MARKER = "(marker removed)"
 
 # Two or more "<" (ASCII or full-width, spaces between allowed) opening BEGIN or END: the
-# shape of the prompt's markers, whatever follows (a forged code, none, other words).
-_FORGED_MARKER = re.compile(r"[<＜](?:[ \t]{0,3}[<＜])+(?=[\s/]{0,3}(?:begin|end))",
-                            re.IGNORECASE)
+# shape of the prompt's markers, whatever follows (a forged code, none, other words). The
+# run and what follows it are matched apart: one pattern with the look-ahead at its end
+# backtracks through every shorter run, quadratic on a long row of "<" (seconds at 8k).
+_ANGLE_RUN = re.compile(r"[<＜](?:[ \t]{0,3}[<＜])+")
+_OPENS_MARKER = re.compile(r"[\s/]{0,3}(?:begin|end)", re.IGNORECASE)
 
 
 class Boundary:
@@ -87,4 +89,11 @@ def fence(text: str, marker: str) -> str:
     removed, then every forged marker's ``<``s turned into ``‹``s (see module docstring)."""
     if marker:
         text = re.sub(re.escape(marker), REMOVED_MARKER, text, flags=re.IGNORECASE)
-    return _FORGED_MARKER.sub(lambda m: re.sub(r"[<＜]", "‹", m.group()), text)
+    return _ANGLE_RUN.sub(lambda m: _defused(m, text), text)
+
+
+def _defused(run: re.Match[str], text: str) -> str:
+    """The run of ``<`` as ``‹`` when BEGIN or END follows it (a forged marker), else as is."""
+    if _OPENS_MARKER.match(text, run.end()) is None:
+        return run.group()
+    return run.group().replace("<", "‹").replace("＜", "‹")
