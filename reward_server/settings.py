@@ -1,8 +1,8 @@
 """Service configuration: every knob is a ``REWARD_*`` environment variable (or a ``.env`` line).
 
-Names and defaults are the contract in DESIGN.md; this class is their single home. Invalid
-combinations raise at start-up with the variable's name, so a misconfigured deployment
-fails before it serves a single wrong reward. ``python -m reward_server`` also refuses a
+Names and defaults are the documented ones (docs/settings.md); this class is their single
+home. Invalid combinations raise at start-up with the variable's name, so a misconfigured
+deployment fails before it serves a single wrong reward. ``python -m reward_server`` also refuses a
 ``REWARD_*`` name that is no setting (``unknown_variables``: a typo would otherwise be
 ignored) and prints errors one line each (``describe_errors``).
 """
@@ -141,7 +141,7 @@ class Settings(BaseSettings):
 
     @property
     def default_profile(self) -> str:
-        """The profile used when a request names none (DESIGN: hybrid with a judge)."""
+        """The profile used when a request names none: hybrid with a judge, else safegrpo_plus."""
         if self.profile:
             return self.profile
         return "hybrid" if self.has_judge else "safegrpo_plus"

@@ -301,9 +301,24 @@ def test_get_reward_keeps_its_keys_and_logs_the_injection(server):
     assert [set(r["extra_logs"]) for r in replies] == [
         {*keys.components, *keys.penalties, "valid"}] * 2
     assert replies[0]["rewards"] == [0.0] and replies[1]["rewards"][0] > 0.5
-    # one entry per name: the penalty's -1 (written after the components' 1)
-    assert replies[0]["extra_logs"]["injection"] == [-1.0]
+    # one entry per name, the component's: 1 caught, 0 not
+    assert replies[0]["extra_logs"]["injection"] == [1.0]
     assert replies[1]["extra_logs"]["injection"] == [0.0]
+
+
+def test_extra_logs_tell_a_caught_sample_from_a_clean_one_whatever_the_fill_value():
+    from reward_server.domain import ScoreOutcome, ScoreResult
+    from reward_server.protocol.openrlhf import openrlhf_reply
+
+    keys = reward_keys(BUILTIN_PROFILES["safer_vlm"], BUILTIN_PROFILES)
+    caught = ScoreResult.ok(0.0, components={"injection": 1.0},
+                            penalties={"injection": -1.0})
+    clean = ScoreResult.ok(0.8, components={"format": 1.0}, penalties={})
+    unscorable = ScoreResult.invalid("unusable judge answer")
+    outcome = ScoreOutcome("safer_vlm", "v", [caught, clean, unscorable])
+    logs = openrlhf_reply(outcome, keys, -1.0)["extra_logs"]
+    assert logs["injection"] == [1.0, 0.0, -1.0]  # the fill value only where nothing scored
+    assert logs["valid"] == [1.0, 1.0, 0.0]
 
 
 def test_every_ordinary_answer_of_the_benign_corpus_reaches_the_judge(server, judge):

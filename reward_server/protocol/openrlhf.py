@@ -70,7 +70,7 @@ class OpenRLHFRequest(BaseModel):
         None,
         description="Each query's prompt as the dataset gave it (after the chat template). "
         "The response is the part of the query after it (end-of-turn tokens stripped); "
-        "unset or empty: the whole query is the response.",
+        "unset (null): the whole query is the response.",
     )
     labels: list[Any] | None = Field(
         None,
@@ -145,9 +145,16 @@ class OpenRLHFResponse(TypedDict):
     extra_logs: dict[str, list[float]]
     """The same keys in every reply of a profile: each of its components and penalties, and
     ``valid`` (1 scored, 0 unscorable); every value a number, the fill value
-    (REWARD_GET_REWARD_INVALID, or 0 when unset) where a sample has none."""
+    (REWARD_GET_REWARD_INVALID, or 0 when unset) where a sample has none. ``injection``
+    (judge profiles) is 1 for a sample the injection detector caught, else 0."""
     errors: NotRequired[list[str | None]]
     """Why each unscorable sample is so (null for the others); sent only when there is one."""
+
+
+# Components that a scored sample carries only when they fire: absent means "did not"
+# (0), not "unknown". ``injection`` is 1 when the detector caught the sample; its penalty
+# (-1) says the same, so extra_logs keeps the component alone under that name.
+_ABSENT_MEANS_ZERO = frozenset({"injection"})
 
 
 def openrlhf_reply(
@@ -168,8 +175,11 @@ def openrlhf_reply(
     extra: dict[str, list[float]] = {}
     for names, part in ((keys.components, "components"), (keys.penalties, "penalties")):
         for name in names:
+            if name in extra:
+                continue  # a component and a penalty of one name (injection): the component
+            absent = 0.0 if name in _ABSENT_MEANS_ZERO else fill
             extra[name] = [
-                getattr(r, part).get(name, fill) if ok else fill
+                getattr(r, part).get(name, absent) if ok else fill
                 for r, ok in zip(results, scored, strict=True)
             ]
     extra["valid"] = [1.0 if ok else 0.0 for ok in scored]
