@@ -147,8 +147,6 @@ def bad_png(tmp_path):
         ([{"question": "hi"}], None, "no 'prompt' column; columns: ['question']"),
         # rule profiles cannot score without the combined label
         ([{"prompt": "hi"}], "safegrpo_plus", "needs labels.combine_tag"),
-        # a label that is neither safe nor unsafe
-        ([{"prompt": "hi", "combine_tag": "harmful"}], None, "row 0 combine_tag: expected one"),
         # an image that does not exist, named with the path looked at
         ([{"prompt": "hi", "images": ["nope.png"]}], None, "row 0 images[0]: image 'nope.png' "
          "not found"),
@@ -166,6 +164,18 @@ def test_prepare_dataset_reports_bad_data(rows, profile, message, bad_png):
     with pytest.raises(DatasetError, match=re.escape(message)):
         prepare_dataset(_dataset(rows), instruction=None, vision=True,
                         image_root=bad_png.parent, profile=profile, name="data")
+
+
+def test_a_bad_label_makes_only_its_row_unscorable(caplog):
+    """"harmful" is neither safe nor unsafe: the row stays (its reward will be null, as the
+    service and the clients make it), one warning names it, and the other rows are read."""
+    rows = [{"prompt": "hi", "combine_tag": "harmful"}, {"prompt": "ho", "combine_tag": "SAFE"}]
+    with caplog.at_level("WARNING", logger="trainer.dataset"):
+        ds = prepare_dataset(_dataset(rows), instruction=None, vision=False,
+                             image_root=None, profile="safegrpo_plus", name="data")
+    assert ds["combine_tag"] == ["harmful", "safe"]
+    assert "1 label cells are neither safe nor unsafe" in caplog.text
+    assert "data row 0 combine_tag" in caplog.text
 
 
 def test_prepare_dataset_shapes_rows_for_trl():

@@ -13,8 +13,9 @@ A row has ``prompt`` (text, or chat messages), optional ``images`` (paths, relat
 
 Every problem is reported before the model is loaded, naming the row and column
 (``DatasetError``): a missing ``prompt`` column, an empty dataset, an image that does not exist
-or cannot be decoded, a label that is not ``safe``/``unsafe``, or, for the rule profiles, no
-``combine_tag`` column at all.
+or cannot be decoded, or, for the rule profiles, no ``combine_tag`` column at all. A label
+that is not ``safe``/``unsafe`` only makes its row unscorable (one warning names the first),
+as it does in the service and the clients: one bad cell must not stop a training run.
 """
 
 from __future__ import annotations
@@ -155,15 +156,20 @@ def resolve_image(ref: Any, root: Path | None, where: str) -> Any:
     return str(path)
 
 
-def _label(value: Any, key: str, where: str) -> str | None:
+def _label(value: Any, key: str, where: str, bad: list[str]) -> str | None:
     """A label cell per the contract (``reward_formats.normalise_tag``): safe, unsafe, or
-    ``None`` for an empty cell."""
+    ``None`` for an empty cell.
+
+    A value that is neither (``"harmful"``) makes only its row unscorable, as the service
+    and the clients treat it: the value is kept as given (so the reward function sees it,
+    and the service's client reports that sample ``invalid`` with a null reward, which TRL
+    leaves out) and noted in ``bad`` for one warning, rather than stopping the run.
+    """
     try:
         return normalise_tag(value, key)
     except LabelError:
-        raise DatasetError(
-            f"{where}: expected one of {list(TAG_VALUES)} (or empty), got {value!r}"
-        ) from None
+        bad.append(f"{where}: expected one of {list(TAG_VALUES)} (or empty), got {value!r}")
+        return str(value)
 
 
 def with_instruction(prompt: Any, instruction: str | None, where: str) -> list[dict[str, Any]]:
@@ -250,6 +256,8 @@ def prepare_dataset(
         ds = ds.remove_columns("images")
         has_images = False
 
+    bad_labels: list[str] = []
+
     def shape(row: dict[str, Any], idx: int) -> dict[str, Any]:
         where = f"{name} row {idx}"
         out: dict[str, Any] = {}
@@ -265,11 +273,14 @@ def prepare_dataset(
         out["prompt"] = with_instruction(row["prompt"], text, where)
         for col in TAG_KEYS:
             if col in row:
-                out[col] = _label(row[col], col, f"{where} {col}")
+                out[col] = _label(row[col], col, f"{where} {col}", bad_labels)
         return out
 
     # No cache: the checks (images exist and decode) must run on every start.
     ds = ds.map(shape, with_indices=True, desc="checking rows", load_from_cache_file=False)
+    if bad_labels:
+        log.warning("%d label cells are neither safe nor unsafe: their rows are unscorable "
+                    "(null rewards, left out by TRL); first: %s", len(bad_labels), bad_labels[0])
     missing_labels = sum(v is None for v in ds["combine_tag"]) if "combine_tag" in columns else 0
     if profile in PROFILES_NEEDING_LABELS and missing_labels:
         log.warning("%d of %d rows have no combine_tag: profile %s cannot score them, their "
