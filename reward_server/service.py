@@ -8,6 +8,10 @@ are waiting on, and the finished result still lands in the cache. When the judge
 part-way (``PartialOutage``) the request is a 503, but the samples it did answer are cached,
 so the client's retry pays only for the rest.
 
+Hashing and CPU-only scoring read every character of a request, so a large request does
+them in a worker thread (``reward_server.offload``): then other requests run while it is
+scored, and its keys are published in flight like a judge's, for them to wait on.
+
 Results are ``ScoreResult``s from end to end: the API sends them as they are.
 """
 
@@ -15,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from reward_server.availability import PartialOutage
@@ -24,11 +29,35 @@ from reward_server.domain import Sample, ScoreOutcome, ScoreResult, Status
 from reward_server.errors import RewardError, ScorerUnavailable, UnknownProfile
 from reward_server.judge.base import Judge
 from reward_server.metrics import Metrics
+from reward_server.offload import INLINE_CHARS, run_sized, text_chars
 from reward_server.profiles import Profile
 from reward_server.scorers.base import ProfileScorer
 from reward_server.scorers.registry import build_scorers
 
 log = logging.getLogger(__name__)
+
+#: How a computation scores its samples: a scorer's ``score``, or ``score_inline`` in a thread.
+_Score = Callable[[list[Sample]], Awaitable[list[ScoreResult]]]
+
+
+def _keyed(
+    scorer: ProfileScorer, samples: Sequence[Sample], judge_identity: dict[str, str] | None
+) -> tuple[list[ScoreResult | None], dict[str, list[int]]]:
+    """The ``invalid`` result of each sample that cannot be scored as given (``None`` for the
+    others), and each other sample's cache key with the positions of the samples sharing it.
+
+    Pure: a large request runs it in a worker thread (hashing reads every character).
+    """
+    results: list[ScoreResult | None] = [None] * len(samples)
+    positions: dict[str, list[int]] = {}
+    for i, sample in enumerate(samples):
+        reason = sample.error or scorer.unscorable(sample)
+        if reason is not None:
+            results[i] = ScoreResult.invalid(reason, id=sample.id)
+        else:
+            key = cache_key(sample, scorer.rubric_version, judge_identity)
+            positions.setdefault(key, []).append(i)
+    return results, positions
 
 
 class ScoringService:
@@ -84,16 +113,10 @@ class ScoringService:
         if not state.ready:
             raise ScorerUnavailable(f"profile {scorer.name} cannot score now: {state.detail}")
 
-        results: list[ScoreResult | None] = [None] * len(samples)
         judge_identity = self.judge.identity if (self.judge and scorer.uses_judge) else None
-        positions: dict[str, list[int]] = {}
-        for i, sample in enumerate(samples):
-            reason = sample.error or scorer.unscorable(sample)
-            if reason is not None:
-                results[i] = ScoreResult.invalid(reason, id=sample.id)
-            else:
-                key = cache_key(sample, scorer.rubric_version, judge_identity)
-                positions.setdefault(key, []).append(i)
+        results, positions = await run_sized(
+            text_chars(samples), _keyed, scorer, samples, judge_identity
+        )
 
         keys = list(positions)
         records = await self.cache.get_many(keys)
@@ -114,19 +137,22 @@ class ScoringService:
         )
 
         computed: dict[str, ScoreResult] = {}
-        if owned and scorer.inline:
-            # CPU-only scorers finish without yielding, so no concurrent request can be
-            # computing the same key in between: no futures or tasks needed.
-            scored = scorer.score_inline([samples[positions[k][0]] for k in owned])
-            computed = dict(zip(owned, scored, strict=True))
+        todo = [samples[positions[k][0]] for k in owned]
+        if todo and scorer.inline and text_chars(todo) <= INLINE_CHARS:
+            # A small CPU-only batch finishes here without yielding, so no concurrent request
+            # can be computing the same key in between: no futures or tasks needed.
+            computed = dict(zip(owned, scorer.score_inline(todo), strict=True))
             await self._store(computed)
-        elif owned:
+        elif todo:
+            # The judge, or a large CPU-only batch in a worker thread: other requests run
+            # meanwhile, so they must find these keys in flight and wait for them.
+            score: _Score = (
+                partial(asyncio.to_thread, scorer.score_inline) if scorer.inline else scorer.score
+            )
             loop = asyncio.get_running_loop()
             futures = {key: loop.create_future() for key in owned}
             self._inflight.update(futures)
-            task = asyncio.create_task(
-                self._compute(scorer, [samples[positions[k][0]] for k in owned], owned, futures)
-            )
+            task = asyncio.create_task(self._compute(scorer, score, todo, owned, futures))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             waiting.update(futures)
@@ -157,13 +183,15 @@ class ScoringService:
     async def _compute(
         self,
         scorer: ProfileScorer,
+        score: _Score,
         samples: list[Sample],
         keys: list[str],
         futures: dict[str, asyncio.Future[ScoreResult]],
     ) -> None:
+        """Run ``score`` (``scorer``'s) on ``samples`` and settle each key's future."""
         try:
             try:
-                scored = await scorer.score(samples)
+                scored = await score(samples)
                 if len(scored) != len(samples):
                     raise RuntimeError(f"scorer {scorer.name} returned the wrong number of results")
             except PartialOutage as exc:

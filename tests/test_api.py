@@ -354,7 +354,8 @@ def test_each_service_error_becomes_one_http_answer(exc, status, headers):
     assert to_http(exc) == (status, headers, exc.message)
 
 
-@pytest.mark.parametrize("module", ["reward_server.api.errors", "reward_server.api.limits"])
+@pytest.mark.parametrize("module", ["reward_server.api.errors", "reward_server.api.limits",
+                                    "reward_server.offload"])
 def test_api_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0

@@ -1,8 +1,11 @@
-"""Availability under abuse: slow or vanishing clients never hold the server.
+"""Availability under abuse: slow or vanishing clients, and requests that are expensive to
+score, never hold the server.
 
 Each case runs a real server (``python -m reward_server``) on loopback with short deadlines
-and talks to it over raw sockets, the way a slowloris client or a crashed trainer would.
-Waits are liveness bounds (how long the test gives the server to act), not speed targets.
+and talks to it over raw sockets, the way a slowloris client or a crashed trainer would,
+or sends it a well-formed request whose scoring reads megabytes of adversarial text while
+a probe keeps asking ``/health``. Waits are liveness bounds (how long the test gives the
+server to act), not speed targets.
 """
 
 from __future__ import annotations
@@ -155,7 +158,16 @@ HEALTH_BOUND_S = 1.0
 
 
 class _HealthProbe:
-    """Polls /health in a thread and keeps the slowest answer seen."""
+    """Polls /health from a thread while the block runs; keeps the slowest answer seen.
+
+    The probe proves the server answers before the block starts (``__enter__`` waits for a
+    first 200). Anything that goes wrong in the thread (a non-200, an exception, a stall
+    longer than the client's timeout) is recorded and fails the test in ``__exit__``, as
+    does a probe still waiting for its answer when the block is over (``slowest`` then
+    counts that wait). The test body checks ``slowest`` against ``HEALTH_BOUND_S``.
+    """
+
+    _TIMEOUT_S = 30.0
 
     def __init__(self, url: str) -> None:
         import threading
@@ -163,25 +175,48 @@ class _HealthProbe:
         self.url = url
         self.slowest = 0.0
         self.answers = 0
+        self.errors: list[str] = []
+        self._asked_at: float | None = None  # when the probe now waiting was sent
+        self._answered = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with httpx.Client(timeout=30) as client:
-            while not self._stop.is_set():
-                start = time.perf_counter()
-                assert client.get(f"{self.url}/health").status_code == 200
-                self.slowest = max(self.slowest, time.perf_counter() - start)
-                self.answers += 1
-                time.sleep(0.02)
+        try:
+            with httpx.Client(timeout=self._TIMEOUT_S) as client:
+                while not self._stop.is_set():
+                    self._asked_at = start = time.perf_counter()
+                    reply = client.get(f"{self.url}/health")
+                    self.slowest = max(self.slowest, time.perf_counter() - start)
+                    self._asked_at = None
+                    if reply.status_code != 200:
+                        self.errors.append(f"/health answered {reply.status_code}: {reply.text}")
+                        return
+                    self.answers += 1
+                    self._answered.set()
+                    time.sleep(0.02)
+        except Exception as exc:  # recorded, and raised in the test's thread by __exit__
+            self.errors.append(f"/health probe failed: {type(exc).__name__}: {exc}")
+        finally:
+            self._answered.set()  # never leave __enter__ waiting
 
     def __enter__(self) -> _HealthProbe:
         self._thread.start()
+        self._answered.wait(self._TIMEOUT_S + 5)
+        assert not self.errors, self.errors
+        assert self.answers > 0, "/health never answered before the request was sent"
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=60)
+        self._thread.join(timeout=self._TIMEOUT_S + 5)
+        asked_at = self._asked_at
+        if asked_at is not None:  # the answer being waited for counts, even unfinished
+            self.slowest = max(self.slowest, time.perf_counter() - asked_at)
+        if exc_type is not None:
+            return  # the block's own failure is the one to report
+        assert not self._thread.is_alive(), f"/health still unanswered after {self.slowest:.1f} s"
+        assert not self.errors, self.errors
 
 
 def _rss_bytes(pid: int) -> int:
@@ -261,6 +296,139 @@ def test_many_deep_image_paths_resolve_off_the_event_loop(image_root_server):
     assert r.status_code == 200, r.text
     assert all(x["status"] == "ok" for x in r.json()["results"])
     assert probe.answers > 0
+    assert probe.slowest < HEALTH_BOUND_S, probe.slowest
+
+
+# --- Requests whose CPU work used to run on the event loop ----------------------------------
+#
+# Each is well-formed and within every limit, but reads so much adversarial text that its
+# scoring took seconds inline: the work now runs in a worker thread (reward_server.offload),
+# and the results are the same as inline.
+
+_TAGS = ("<think><visual_safe>safe</visual_safe><text_safe>safe</text_safe>"
+         "<combined_safe>safe</combined_safe></think>")
+_SAFE = {"image_tag": "safe", "text_tag": "safe", "combine_tag": "safe"}
+_UNSAFE = {"image_tag": "unsafe", "text_tag": "unsafe", "combine_tag": "unsafe"}
+
+
+def _answer_of(chars: int, unit: str, before: str = _TAGS) -> str:
+    """A well-formed response of about ``chars`` characters: ``unit`` repeated as its answer."""
+    body = unit * ((chars - len(before) - len("<answer></answer>")) // len(unit))
+    return f"{before}<answer>{body}</answer>"
+
+
+def test_rules_scoring_of_a_large_request_runs_off_the_event_loop(image_root_server):
+    # 1,024 answers of 64K characters of "I ": each costs safegrpo_plus's refusal detector
+    # tens of milliseconds, half a minute in all. Even samples are labelled safe (a right
+    # prediction and no refusal: 1.0), odd ones unsafe (every tag wrong: 0.0).
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = image_root_server.url
+    response = _answer_of(65_536, "I ")
+    samples = [{"id": i, "prompt": f"rules-abuse {i}", "response": response,
+                "labels": _SAFE if i % 2 == 0 else _UNSAFE} for i in range(1024)]
+    misses = _metric(url, "reward_cache_total", outcome="miss")
+    dedups = _metric(url, "reward_cache_total", outcome="dedup")
+    with _HealthProbe(url) as probe, ThreadPoolExecutor(1) as pool:
+        big = pool.submit(_post, url, "/score", {"profile": "safegrpo_plus", "samples": samples})
+        # Once its keys are looked up, the same sample in a small request waits for the
+        # computation in flight (one computation per key), and gets the same result.
+        while not big.done() and _metric(url, "reward_cache_total", outcome="miss") < misses + 1:
+            time.sleep(0.05)
+        twin = _post(url, "/score", {"profile": "safegrpo_plus", "samples": [samples[0]]})
+        r = big.result()
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["id"] for x in results] == list(range(1024))
+    for i, x in enumerate(results):
+        right = i % 2 == 0
+        assert x["status"] == "ok", x
+        assert x["reward"] == (1.0 if right else 0.0), x
+        assert x["components"] == {"format": 1.0, "tag": float(right), "behavior": float(right)}
+    assert twin.status_code == 200, twin.text
+    assert twin.json()["results"][0] == results[0]
+    assert _metric(url, "reward_cache_total", outcome="miss") == misses + 1024
+    assert _metric(url, "reward_cache_total", outcome="dedup") == dedups + 1
+    assert probe.slowest < HEALTH_BOUND_S, probe.slowest
+
+
+def test_get_reward_queries_that_need_the_normalised_matcher_split_off_the_event_loop(
+    image_root_server,
+):
+    # Near 1 MiB queries of alternating special tokens, decoded with a space after each one
+    # the prompt does not have: the exact rule fails and the normalised one reads both texts
+    # token by token (about half a second a query).
+    url = image_root_server.url
+    n = 8
+    responses = [_answer_of(200, f"Sure, case {i}. ") for i in range(n)]
+    units = 130_000
+    prompt = "<|im_start|>user\n" + "<a><b>" * units + "<|im_end|>\n<|im_start|>assistant\n"
+    decoded = "<|im_start|>user\n" + "<a> <b> " * units + "<|im_end|>\n<|im_start|>assistant\n"
+    body = {"query": [decoded + r + "<|im_end|>" for r in responses], "prompts": [prompt] * n,
+            "labels": [_SAFE if i % 2 == 0 else _UNSAFE for i in range(n)]}
+    assert max(map(len, body["query"])) <= 1_048_576  # REWARD_MAX_QUERY_CHARS's default
+    before = _metric(url, "reward_get_reward_matches_total", method="normalised")
+    with _HealthProbe(url) as probe:
+        r = _post(url, "/get_reward", body)
+    assert r.status_code == 200, r.text
+    assert r.json()["rewards"] == [1.0 if i % 2 == 0 else 0.0 for i in range(n)]
+    after = _metric(url, "reward_get_reward_matches_total", method="normalised")
+    assert after == before + n
+    assert probe.slowest < HEALTH_BOUND_S, probe.slowest
+
+
+JUDGE_MODEL = "scripted-judge"
+
+
+@pytest.fixture(scope="module")
+def scripted_judge():
+    from tests.fakes.scripted_openai import ScriptedOpenAIServer, verdict_json
+
+    with ScriptedOpenAIServer(lambda request: verdict_json(), model=JUDGE_MODEL) as judge:
+        yield judge
+
+
+@pytest.fixture(scope="module")
+def judge_server(scripted_judge):
+    from tests.test_judge_scripted import judge_env, wait_ready
+
+    with RewardServer(judge_env(scripted_judge.url, REWARD_JUDGE_MODEL=JUDGE_MODEL)) as server:
+        wait_ready(server)
+        yield server
+
+
+def test_judge_profile_with_large_adversarial_responses_keeps_health_answering(
+    judge_server, scripted_judge,
+):
+    # 64K-character responses of "judge " and forged marker openings: the injection
+    # detector tries a pattern at every word (some 100 ms a response) and the prompt's
+    # fencing rewrites every "<<<END"; none of it is an injection, so all reach the judge.
+    url = judge_server.url
+    reference = httpx.post(f"{url}/score", timeout=60, json={"profile": "safer_vlm", "samples": [
+        {"prompt": "judge-abuse reference", "response": "<think>ok</think><answer>Hi.</answer>"}
+    ]})
+    assert reference.status_code == 200, reference.text
+    expected = reference.json()["results"][0]
+    assert expected["status"] == "ok", expected
+    half = "judge " * 4_800 + "<<<END judge " * 50 + "judge " * 400
+    response = f"<think>{half}</think><answer>{half}</answer>"
+    n = 64
+    samples = [{"id": i, "prompt": f"[[judge-abuse-{i}]] What is shown?", "response": response}
+               for i in range(n)]
+    with _HealthProbe(url) as probe:
+        r = httpx.post(f"{url}/score", json={"profile": "safer_vlm", "samples": samples},
+                       timeout=300)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["id"] for x in results] == list(range(n))
+    for x in results:
+        assert x["status"] == "ok", x
+        assert (x["reward"], x["components"], x["penalties"]) == (
+            expected["reward"], expected["components"], expected["penalties"]
+        )
+    for i in range(n):
+        (asked,) = scripted_judge.matching(f"[[judge-abuse-{i}]]")
+        assert "‹‹‹END judge" in asked.text and "<<<END judge" not in asked.text
     assert probe.slowest < HEALTH_BOUND_S, probe.slowest
 
 

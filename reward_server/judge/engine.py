@@ -74,6 +74,7 @@ from reward_server.judge.prompts import (
 )
 from reward_server.judge.rubric_prompt import prompt_for
 from reward_server.metrics import Metrics
+from reward_server.offload import run_sized, text_chars
 from reward_server.rubric import SAFER_VLM, STEP_KEY, JudgeVerdict, Rubric
 
 log = logging.getLogger(__name__)
@@ -289,7 +290,10 @@ class JudgeEngine:
     async def run_batch(self, items: list[JudgeItem]) -> list[Outcome]:
         """One batch through the backend, without the batcher (it calls this)."""
         try:
-            calls = [self._prepare(item) for item in items]
+            # Rendering reads every character (fencing, step splitting): large batches do it
+            # in a worker thread, so a batch of long responses never holds the event loop.
+            chars = text_chars(item.sample for item in items)
+            calls = await run_sized(chars, lambda: [self._prepare(item) for item in items])
             if self.mode == "logprob":
                 return await self._logprob(calls)
             return await self._generate(calls)

@@ -19,6 +19,7 @@ from reward_formats.steps import split_steps
 from reward_server.availability import PartialOutage, Readiness
 from reward_server.domain import Sample, ScoreResult
 from reward_server.judge.base import Judge
+from reward_server.offload import run_sized, text_chars
 from reward_server.profiles import Profile
 from reward_server.rubric import STEP_KEY, JudgeVerdict
 from reward_server.scorers.base import ProfileScorer
@@ -79,8 +80,12 @@ class JudgeScorer(ProfileScorer):
     async def score(self, samples: Sequence[Sample]) -> list[ScoreResult]:
         results: list[ScoreResult | None] = [None] * len(samples)
         to_judge: list[int] = []
-        for i, sample in enumerate(samples):
-            hit = detect_injection(sample.response, rubric_keys=self.injection_keys)
+        keys = self.injection_keys  # a large request is checked in a worker thread (offload)
+        hits = await run_sized(
+            text_chars(samples),
+            lambda: [detect_injection(s.response, rubric_keys=keys) for s in samples],
+        )
+        for i, (sample, hit) in enumerate(zip(samples, hits, strict=True)):
             if hit is not None:
                 results[i] = injection_result(sample, hit)
             elif has_answer(sample.response):
@@ -96,6 +101,11 @@ class JudgeScorer(ProfileScorer):
                     if verdict is not None:
                         results[i] = self._result(samples[i], verdict)
                 raise PartialOutage(outage.message, results, outage.retry_after) from None
-            for i, verdict in zip(to_judge, verdicts, strict=True):
-                results[i] = self._result(samples[i], verdict)
+            judged = [samples[i] for i in to_judge]
+            # Step splitting of process verdicts reads every response: sized like the rest.
+            for i, result in zip(to_judge, await run_sized(
+                text_chars(judged),
+                lambda: [self._result(s, v) for s, v in zip(judged, verdicts, strict=True)],
+            ), strict=True):
+                results[i] = result
         return results  # type: ignore[return-value]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reward_server.domain import Labels, Sample, ScoreResult
+from reward_server.offload import run_sized, text_chars
 from reward_server.profiles import Profile
 from reward_server.scorers.base import ProfileScorer
 from reward_server.scorers.refusal import get_refusal_detector
@@ -48,4 +49,5 @@ class RulesScorer(ProfileScorer):
         return [self.score_one(s) for s in samples]
 
     async def score(self, samples: Sequence[Sample]) -> list[ScoreResult]:
-        return self.score_inline(samples)
+        # Reached as a part of a mix (hybrid's rules half): a large request in a worker thread.
+        return await run_sized(text_chars(samples), self.score_inline, samples)

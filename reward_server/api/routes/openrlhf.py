@@ -2,7 +2,9 @@
 
 Parse → check limits (before any query is split) → samples → ``service.score`` under the
 default profile → ``OpenRLHFResponse``. The protocol itself is described in
-``reward_server.protocol.openrlhf``.
+``reward_server.protocol.openrlhf``. Splitting is linear but reads every character (a
+1 MiB query that needs the normalised matcher takes half a second), so a large request's
+queries are split in a worker thread (``reward_server.offload``).
 
 One thing here is OpenRLHF's alone: it ignores ``Retry-After``, tries five times a second
 apart and then trains on a missing reward (0.11.2's ``SingleTurnAgentExecutor``), so a
@@ -28,6 +30,7 @@ from reward_server.api.limits import check_openrlhf_request
 from reward_server.domain import Sample, ScoreOutcome
 from reward_server.errors import ScorerUnavailable
 from reward_server.metrics import Metrics
+from reward_server.offload import run_sized
 from reward_server.protocol import (
     ErrorResponse,
     OpenRLHFRequest,
@@ -77,7 +80,8 @@ async def get_reward(
     """
     body = parse_body(OpenRLHFRequest, await request.body())
     check_openrlhf_request(body, settings)
-    samples, methods = body.to_samples(settings.max_response_chars)
+    chars = sum(map(len, body.query)) + sum(map(len, body.prompts or ()))
+    samples, methods = await run_sized(chars, body.to_samples, settings.max_response_chars)
     _count_matches(methods, service.metrics)
     outcome = await _score_retrying(service, samples, settings.get_reward_judge_retry_s, request)
     keys = reward_keys(service.profiles[outcome.profile], service.profiles)
