@@ -15,8 +15,10 @@ Public API (import from the submodule or from the package):
         that body (unstripped): the answer the rewards read.
     ``has_answer(response) -> bool``
         a closed answer block exists (SaFeR-VLM's format gate).
+    ``reasoning_span(response) -> (start, end) | None``
+        where the reasoning is: before the first ``</think>``, after a ``<think>`` if any.
     ``reasoning(response) -> str | None``
-        text before the first ``</think>``, after a ``<think>`` if any, stripped.
+        the text of that span, stripped.
     ``split_response(response) -> (reasoning | None, answer)``
         evaluation's split; its answer is ``answer_body`` when there is one, with documented
         fallbacks (unclosed ``<answer>``, unclosed ``<think>``, untagged text) otherwise.
@@ -29,7 +31,6 @@ step-level credit, per-step evaluation):
         ``Step(index, start, end)`` (a NamedTuple, ``index`` from 1); cut on ``Step N:``
         markers, else on blank lines; at most ``MAX_STEPS`` (12), more merged into that
         many of near-equal length; ``response[start:end]`` is the step's text.
-    ``reasoning_span(response) -> (start, end) | None``: where ``reasoning`` reads.
 
 ``reward_formats.queries`` — OpenRLHF's prompt+response query:
     ``END_OF_TURN_TOKENS``: the end-of-turn/EOS/padding tokens stripped from a response.
@@ -91,9 +92,10 @@ from reward_formats.response import (
     has_answer,
     judge_split,
     reasoning,
+    reasoning_span,
     split_response,
 )
-from reward_formats.steps import MAX_STEPS, Step, reasoning_span, split_steps
+from reward_formats.steps import MAX_STEPS, Step, split_steps
 
 __all__ = [
     "END_OF_TURN_TOKENS",

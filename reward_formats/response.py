@@ -28,6 +28,7 @@ __all__ = [
     "has_answer",
     "judge_split",
     "reasoning",
+    "reasoning_span",
     "split_response",
 ]
 
@@ -85,22 +86,36 @@ def has_answer(response: str) -> bool:
     return answer_span(response) is not None
 
 
+def reasoning_span(response: str) -> tuple[int, int] | None:
+    """Where the reasoning is: after the first ``<think>`` before the first ``</think>``
+    (or from the start: SafeGRPO's format allows a missing opening tag, and chat templates
+    often put ``<think>`` in the prompt), up to that ``</think>``; ``None`` without one.
+
+    The offsets index the response as given, so step splitting (``reward_formats.steps``)
+    can place each step in it; ``reasoning`` is the stripped text of this span.
+
+    >>> reasoning_span("<think>hm</think><answer>x</answer>"), reasoning_span("hm")
+    ((7, 9), None)
+    """
+    close = _THINK_CLOSE.search(response)
+    if close is None:
+        return None
+    opening = _THINK_OPEN.search(response, 0, close.start())
+    return (opening.end() if opening else 0), close.start()
+
+
 def reasoning(response: str) -> str | None:
-    """The reasoning, stripped: the text before the first ``</think>``, after the first
-    ``<think>`` before it if there is one (SafeGRPO's format allows a missing opening tag).
-    ``None`` when the response never closes its thinking.
+    """The reasoning, stripped: the text of ``reasoning_span``, so the text before the first
+    ``</think>``, after the first ``<think>`` before it if there is one. ``None`` when the
+    response never closes its thinking.
 
     >>> reasoning("<think> It is a knife. </think><answer>Cut bread.</answer>")
     'It is a knife.'
     >>> reasoning("no tags") is None
     True
     """
-    close = _THINK_CLOSE.search(response)
-    if close is None:
-        return None
-    head = response[: close.start()]
-    opening = _THINK_OPEN.search(head)
-    return (head[opening.end() :] if opening else head).strip()
+    span = reasoning_span(response)
+    return None if span is None else response[span[0] : span[1]].strip()
 
 
 def split_response(response: str) -> tuple[str | None, str]:

@@ -4,9 +4,10 @@ Process-level judging (the ``safer_vlm_process`` profile) scores each reasoning 
 trainer places step-level credit, and evaluation reports where reasoning first goes
 unsafe; all three must cut the reasoning the same way, so the cut lives here.
 
-The reasoning is the text before the first ``</think>``, after an opening ``<think>`` if
-there is one before it (chat templates often put ``<think>`` in the prompt), as
-``reward_formats.response.reasoning`` reads it. It is cut:
+The reasoning is ``reward_formats.response.reasoning_span``: the text before the first
+``</think>``, after an opening ``<think>`` if there is one before it (chat templates often
+put ``<think>`` in the prompt), exactly where ``reward_formats.response.reasoning`` reads.
+It is cut:
 
 1. on SafeGRPO-style ``Step N:`` markers when there is one (case-insensitive, also inside
    a line or in bold, ``**Step 2:**``); text before the first marker belongs to the first
@@ -35,13 +36,15 @@ import re
 from bisect import bisect_left
 from typing import NamedTuple
 
+from reward_formats.response import reasoning_span
+
+# ``reasoning_span`` is defined in ``reward_formats.response`` beside ``reasoning``; it stays
+# importable from here, where the steps are cut from it.
 __all__ = ["MAX_STEPS", "Step", "reasoning_span", "split_steps"]
 
 #: At most this many steps; more are merged into this many of near-equal length.
 MAX_STEPS = 12
 
-_THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
-_THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
 _STEP_MARKER = re.compile(r"(?:[*_#]{1,4}[ \t]?)?\bstep[ \t]{0,3}\d{1,3}[ \t]{0,3}:", re.IGNORECASE)
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 
@@ -52,22 +55,6 @@ class Step(NamedTuple):
     index: int
     start: int
     end: int
-
-
-def reasoning_span(response: str) -> tuple[int, int] | None:
-    """Where the reasoning is: after the first ``<think>`` before the first ``</think>``
-    (or from the start), up to that ``</think>``; ``None`` without a ``</think>``.
-
-    ``response[start:end].strip()`` equals ``reward_formats.response.reasoning(response)``.
-
-    >>> reasoning_span("<think>hm</think><answer>x</answer>"), reasoning_span("hm")
-    ((7, 9), None)
-    """
-    close = _THINK_CLOSE.search(response)
-    if close is None:
-        return None
-    opening = _THINK_OPEN.search(response, 0, close.start())
-    return (opening.end() if opening else 0), close.start()
 
 
 def _stripped(text: str, start: int, end: int) -> tuple[int, int] | None:

@@ -252,7 +252,7 @@ def test_docs_python_client_example_runs(server, tmp_path):
 @pytest.mark.slow
 def test_readme_tiny_grpo_run_finishes(server, tmp_path):
     pytest.importorskip("trl", reason="the train extra installs TRL")
-    block = block_with(README.read_text(), "bash", "trainer.grpo")
+    block = block_with(README.read_text(), "bash", "configs/tiny-cpu.yaml")
     steps = commands(block)
     # The install step is what the test environment already did (`make test` includes train).
     assert steps[0] == ".venv/bin/python -m pip install -e '.[train]'"

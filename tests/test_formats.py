@@ -104,6 +104,7 @@ tag_soup = st.lists(
 ).map("".join)
 
 
+@settings(deadline=None)
 @given(tag_soup)
 def test_answer_body_equals_the_regex(text):
     # The linear scan and the quadratic regex agree on every tag soup.
@@ -111,6 +112,7 @@ def test_answer_body_equals_the_regex(text):
     assert answer_body(text) == (match.group(1) if match else None)
 
 
+@settings(deadline=None)
 @given(tag_soup)
 def test_evaluation_reads_the_rewards_answer(text):
     # Whenever the reward has an answer, evaluation's answer is that answer.
@@ -264,6 +266,7 @@ token_soup = st.lists(
 ).map("".join)
 
 
+@settings(deadline=None)
 @given(token_soup)
 def test_strip_end_of_turn_equals_repeated_endswith(text):
     # The obvious (quadratic) rule: strip, then drop any token that ends the text, repeat.
@@ -495,7 +498,7 @@ json_soup = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(json_soup)
 def test_extract_json_object_equals_the_regex_version(text):
     assert extract_json_object(text) == _reference_extract(text)

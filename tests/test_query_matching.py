@@ -10,7 +10,7 @@ out, never for how long it takes.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reward_formats.queries import MATCHERS, split_query, strip_end_of_turn
@@ -229,6 +229,7 @@ tokens = st.sampled_from(PLACEHOLDERS + SPECIALS + TEXT)
 texts = st.lists(tokens, max_size=12).map("".join)
 
 
+@settings(deadline=None)
 @given(texts, texts)
 def test_exact_prefix_gives_the_response(prompt, response):
     split = split_query(prompt + response, prompt)
@@ -259,6 +260,7 @@ def decoded(draw) -> tuple[str, str]:
     return prompt, "".join(query)
 
 
+@settings(deadline=None)
 @given(decoded(), texts)
 def test_decoded_prompt_gives_the_response(pair, tail):
     # The response begins with plain text, so nothing of it can join the prompt's last run.
@@ -274,6 +276,7 @@ FORGERIES = ["<|im_start|>assistant\n", "<|start_header_id|>assistant<|end_heade
              "<end_of_turn>", "x", " ", "\n"]
 
 
+@settings(deadline=None)
 @given(
     st.sampled_from(["chatml", "llama3", "llama2", "gemma"]),
     st.integers(0, 3),

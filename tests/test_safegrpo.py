@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import doctest
 import re
-import time
 
 import pytest
 
@@ -127,23 +126,35 @@ def test_linear_format_check_agrees_with_the_paper_regex(text):
     assert parse_response(text).well_formed == bool(PAPER_FORMAT.fullmatch(text.strip()))
 
 
-def test_adversarial_response_is_scored_quickly():
-    # Thousands of tags and no closing </answer>: the paper's regex backtracks for minutes.
-    evil = ("<visual_safe>safe</visual_safe><text_safe>safe</text_safe>"
-            "<combined_safe>safe</combined_safe></think><answer>" * 600)
-    start = time.perf_counter()
+# Liveness guards. The inputs are sized so that the linear scans finish in milliseconds while
+# a backtracking implementation runs for many minutes: the paper's regex is roughly quartic
+# here (hours), and even a quadratic ``<answer>(.*?)</answer>`` rescan takes minutes. The
+# timeout is what fails such an implementation; a slow machine only shrinks the margin.
+ADVERSARIAL_UNIT = (
+    "<visual_safe>safe</visual_safe><text_safe>safe</text_safe>"
+    "<combined_safe>safe</combined_safe></think><answer>"
+)
+
+
+@pytest.mark.timeout(60)
+def test_adversarial_response_is_scored():
+    # Thirty-two thousand answer tags and no closing </answer> (3.5M characters).
+    evil = ADVERSARIAL_UNIT * 32_000
     outcome = RULES(evil, L_SAFE)
     assert outcome.format == 0.0
-    assert time.perf_counter() - start < 1.0
+    assert outcome.reward == 0.0
+    assert parse_response(evil).answer is None
+    # One closing tag at the end makes the same text fully match the paper's pattern.
+    assert RULES(evil + "</answer>", L_SAFE).format == 1.0
 
 
+@pytest.mark.timeout(60)
 def test_safer_vlm_answer_gate_is_linear():
     from reward_formats.response import has_answer
 
     assert has_answer("x <ANSWER>y</answer>") and not has_answer("</answer><answer>")
-    start = time.perf_counter()
-    assert not has_answer("<answer>" * 8000)  # 64k chars, no closing tag
-    assert time.perf_counter() - start < 0.2
+    assert not has_answer("<answer>" * 128_000)  # 1M characters, no closing tag
+    assert has_answer("<answer>" * 128_000 + "</ANSWER>")
 
 
 def test_doctests():

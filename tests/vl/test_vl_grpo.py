@@ -407,7 +407,21 @@ def test_done_when_command_lines(tmp_path, live_service):
     """The issue's "done when", as a user types it: build the tiny Qwen2.5-VL, then train on
     ``configs/tiny-vl-cpu.yaml`` as it is (every sample row, the safety rollout on) against
     the live service. It completes and writes a checkpoint that reloads."""
+    import re
+
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    # These are the README's commands: the model lands where the config looks for it.
+    readme = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, re.S)
+                 if "tiny-vl-cpu.yaml" in b)
+    typed = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert typed == [
+        "make vl-env",
+        ".venv-vl/bin/python -m trainer.tiny_model --arch qwen2.5-vl runs/tiny-qwen2.5-vl",
+        ".venv-vl/bin/python -m trainer.grpo --config configs/tiny-vl-cpu.yaml",
+    ]
+    assert "model_name_or_path: runs/tiny-qwen2.5-vl" in VL_CONFIG.read_text()
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TRL_EXPERIMENTAL_SILENCE": "1"}
     model, out = tmp_path / "tiny-qwen2.5-vl", tmp_path / "tiny-vl-grpo"
