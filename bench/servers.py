@@ -74,15 +74,24 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"{self.name} {what}:\n{log}")
 
-    def stop(self, timeout: float = 15) -> None:
+    def terminate(self, timeout: float = 15) -> None:
         """SIGTERM the process group, SIGKILL it if it has not exited after ``timeout``."""
         if self.alive():
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+                self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the process group at once (a crash, as a test may want one)."""
+        if self.alive():
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, timeout: float = 15) -> None:
+        """``terminate``, then remove the log (a benchmark keeps nothing behind)."""
+        self.terminate(timeout)
         self.log.close()
         Path(self.log.name).unlink(missing_ok=True)
 
@@ -93,7 +102,7 @@ class ServerProcess:
         self.stop()
 
 
-def _http_ok(call: Callable[[], httpx.Response]) -> bool:
+def http_ok(call: Callable[[], httpx.Response]) -> bool:
     try:
         return call().status_code == 200
     except httpx.HTTPError:
@@ -117,7 +126,7 @@ class RewardServer(ServerProcess):
             "reward-server",
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        self.wait_until(lambda: _http_ok(lambda: httpx.get(self.url + ready_path, timeout=1)),
+        self.wait_until(lambda: http_ok(lambda: httpx.get(self.url + ready_path, timeout=1)),
                         timeout)
 
 
@@ -131,7 +140,7 @@ class BaselineServer(ServerProcess):
                          "baseline")
         self.url = f"http://127.0.0.1:{self.port}"
         self.wait_until(
-            lambda: _http_ok(
+            lambda: http_ok(
                 lambda: httpx.post(self.url + "/score", json={"samples": []}, timeout=1)
             ),
             30,
@@ -139,13 +148,14 @@ class BaselineServer(ServerProcess):
 
 
 class RedisServer(ServerProcess):
-    """A throwaway redis-server (no persistence) on a free loopback port."""
+    """A throwaway redis-server (no persistence) on a free loopback port, or on ``port``
+    (a test restarts one where its clients expect it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        self.port = free_port()
+        self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="redis-")
         super().__init__(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
