@@ -53,9 +53,9 @@ vl-env:
 test-vl: vl-env
 	$(VL_PY) -m pytest -q -rs -m vl tests/vl $(PYTEST_ARGS)
 
-# OpenRLHF 0.11.2 (--no-deps) shares the VL environment: its image path needs the
-# Qwen2.5-VL processor.
-openrlhf-env: vl-env
+# OpenRLHF 0.11.2 (--no-deps) shares the VL environment (the script builds it first): its
+# image path needs the Qwen2.5-VL processor.
+openrlhf-env:
 	bash scripts/openrlhf_env.sh
 
 test-openrlhf: openrlhf-env

@@ -25,6 +25,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from reward_server.api.errors import error_response
 from reward_server.settings import Settings
 
 _TIMEOUT_RESPONSE = (
@@ -106,14 +107,12 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
             self._arm(self.header_timeout_s, "headers")
 
 
-async def _over_capacity(scope: Any, receive: Any, send: Any) -> None:
-    """The answer beyond the connection bound: 503 in the service's error shape."""
-    body = b'{"error":"server at REWARD_MAX_CONNECTIONS; retry shortly"}'
-    await send({"type": "http.response.start", "status": 503, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"retry-after", b"1"), (b"connection", b"close"),
-    ]})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+#: The answer beyond the connection bound (an ASGI app): 503 in the service's error shape.
+_over_capacity = error_response(
+    503,
+    "server at REWARD_MAX_CONNECTIONS; retry shortly",
+    headers={"Retry-After": "1", "Connection": "close"},
+)
 
 
 def protocol_with_deadlines(

@@ -2,6 +2,14 @@
 # each keeps a stamp file holding a hash of its requirements, and builds only when it differs.
 # Source it: `source scripts/env_lib.sh`.
 
+# requirements_hash FILE REQ...: the stamp's content, a sha256 of the REQs (one a line)
+# followed by FILE's content.
+requirements_hash() {
+  local file=$1
+  shift
+  { printf '%s\n' "$@"; cat "$file"; } | sha256sum | cut -d' ' -f1
+}
+
 # env_up_to_date NAME STAMP WANT: true (and says so) when STAMP already holds WANT.
 env_up_to_date() {
   local name=$1 stamp=$2 want=$3

@@ -37,10 +37,7 @@ REWARD_PATH_REQS=(
 
 bash scripts/vl_env.sh
 
-want="$( {
-  printf '%s\n' "$OPENRLHF_PIN" "${REWARD_PATH_REQS[@]}"
-  cat "$VENV/.vl-stamp"
-} | sha256sum | cut -d' ' -f1)"
+want="$(requirements_hash "$VENV/.vl-stamp" "$OPENRLHF_PIN" "${REWARD_PATH_REQS[@]}")"
 
 if env_up_to_date openrlhf-env "$STAMP" "$want"; then
   exit 0

@@ -47,11 +47,8 @@ CLIENT_AND_TEST_REQS=(
   "jsonschema>=4.18"
 )
 
-want="$( {
-  printf '%s\n' "$PYTHON" "$TORCH_PIN" "$VERL_PIN" "${REWARD_PATH_REQS[@]}" \
-    "${CLIENT_AND_TEST_REQS[@]}"
-  cat pyproject.toml
-} | sha256sum | cut -d' ' -f1)"
+want="$(requirements_hash pyproject.toml \
+  "$PYTHON" "$TORCH_PIN" "$VERL_PIN" "${REWARD_PATH_REQS[@]}" "${CLIENT_AND_TEST_REQS[@]}")"
 
 if env_up_to_date verl-env "$STAMP" "$want"; then
   exit 0

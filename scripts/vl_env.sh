@@ -37,10 +37,8 @@ TRAIN_REQS=(
 )
 PROJECT_EXTRAS=".[server,dev]"
 
-want="$( {
-  printf '%s\n' "$PYTHON" "${TORCH_PINS[@]}" "${TRAIN_REQS[@]}" "$PROJECT_EXTRAS"
-  cat pyproject.toml
-} | sha256sum | cut -d' ' -f1)"
+want="$(requirements_hash pyproject.toml \
+  "$PYTHON" "${TORCH_PINS[@]}" "${TRAIN_REQS[@]}" "$PROJECT_EXTRAS")"
 
 if env_up_to_date vl-env "$STAMP" "$want"; then
   exit 0

@@ -13,13 +13,8 @@ from reward_formats.response import judge_split as split_response
 from reward_server.domain import Image, Message, Sample
 from reward_server.judge.logprob import SCORE_TOKENS, expected_score
 from reward_server.judge.parsing import parse_verdict, to_number
-from reward_server.judge.prompts import (
-    build_input,
-    load_prompt,
-    parse_prompt_file,
-    retry_input,
-    score_prefix,
-)
+from reward_server.judge.prompt_file import parse_prompt_file
+from reward_server.judge.prompts import build_input, load_prompt, retry_input, score_prefix
 from reward_server.rubric import SCORE_KEYS, JudgeVerdict
 
 FULL = {"think_coherence": 7, "think_grounding": 8, "think_safety": 9, "answer_safety": 10,

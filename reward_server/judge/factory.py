@@ -9,6 +9,7 @@ needs torch, and one with ``transformers`` never needs vLLM.
 from __future__ import annotations
 
 import importlib
+from dataclasses import fields
 
 from reward_server.judge.backends import BACKENDS
 from reward_server.judge.backends.base import JudgeBackend
@@ -26,20 +27,9 @@ def judge_config(settings: Settings) -> JudgeConfig:
     """
     if not settings.has_judge or settings.judge_model is None:
         raise ValueError("REWARD_JUDGE_BACKEND=none: no judge to configure")
-    return JudgeConfig(
-        backend=settings.judge_backend,
-        model=settings.judge_model,
-        mode=settings.judge_mode,
-        max_batch=settings.judge_max_batch,
-        max_wait_ms=settings.judge_max_wait_ms,
-        max_queue=settings.judge_max_queue,
-        timeout_s=settings.judge_timeout_s,
-        max_new_tokens=settings.judge_max_new_tokens,
-        base_url=settings.judge_base_url,
-        api_key=settings.judge_api_key,
-        device=settings.judge_device,
-        boundary_secret=settings.judge_boundary_secret,
-    )
+    # Every field is the setting of the same name with ``judge_`` before it.
+    values = {f.name: getattr(settings, f"judge_{f.name}") for f in fields(JudgeConfig)}
+    return JudgeConfig(**values)
 
 
 def build_backend(config: JudgeConfig) -> JudgeBackend:

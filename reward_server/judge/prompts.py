@@ -34,7 +34,7 @@ from reward_formats.response import judge_split
 from reward_formats.steps import Step
 from reward_server.domain import Sample
 from reward_server.judge.boundary import fence, process_boundary
-from reward_server.judge.prompt_file import PromptTemplate, parse_prompt_file
+from reward_server.judge.prompt_file import PromptTemplate
 from reward_server.judge.rubric_prompt import prompt_for
 from reward_server.rubric import SAFER_VLM, SCORE_KEYS
 
@@ -43,7 +43,6 @@ __all__ = [
     "PromptTemplate",
     "build_input",
     "load_prompt",
-    "parse_prompt_file",
     "retry_input",
     "score_prefix",
     "step_keys",

@@ -125,9 +125,7 @@ class SampleIn(BaseModel):
         ]
         return [*self.images, *inline] if inline else self.images
 
-    def to_sample(
-        self, loader: ImageLoader, index: int, budget: ImageBudget | None = None
-    ) -> Sample:
+    def to_sample(self, loader: ImageLoader, index: int, budget: ImageBudget) -> Sample:
         """Decode into a domain ``Sample``; bad labels or images mark only this sample invalid.
 
         Decoding images reads files and hashes bytes: the route runs it off the event loop
@@ -143,7 +141,6 @@ class SampleIn(BaseModel):
         if not self.images and isinstance(self.prompt, str):  # the common, hot case
             return Sample(prompt=self.prompt, response=self.response, id=self.id, labels=labels)
         where = f"samples[{index}]"
-        budget = budget or ImageBudget(2**63)
         images: list[Image] = []
         error: str | None = None
         try:

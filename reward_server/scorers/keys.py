@@ -22,12 +22,12 @@ built-in profile and checks that no result carries a name missing here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from reward_server.profiles import Profile
 
-__all__ = ["INJECTION", "RewardKeys", "part_key", "reward_keys"]
+__all__ = ["INJECTION", "RewardKeys", "part_key", "part_prefixes", "reward_keys", "side"]
 
 _RULES = ("format", "tag", "behavior")
 #: The component (1) and penalty (-1) of a response the injection detector caught.
@@ -41,9 +41,16 @@ class RewardKeys(NamedTuple):
     penalties: tuple[str, ...]
 
 
-def _side(profile: Profile) -> str:
-    """The prefix a mix gives a part by its kind (``MixScorer``'s ``rules``/``judge``)."""
+def side(profile: Profile) -> str:
+    """The prefix a mix gives a part (or its fallback) by its kind: ``rules``/``judge``."""
     return "judge" if profile.kind == "judge" else "rules"
+
+
+def part_prefixes(parts: Sequence[Profile]) -> list[str]:
+    """The prefix of each of a mix's parts: its side, or its profile name when two parts
+    would share a side."""
+    sides = [side(part) for part in parts]
+    return sides if len(set(sides)) == len(sides) else [part.name for part in parts]
 
 
 def part_key(prefix: str, name: str) -> str:
@@ -85,15 +92,13 @@ def reward_keys(profile: Profile, profiles: Mapping[str, Profile]) -> RewardKeys
         penalties = [INJECTION, *(f.name for f in rubric.flags)]
         return RewardKeys(tuple(sorted(components)), tuple(sorted(penalties)))
     parts = [profiles[name] for name in profile.parts]
-    sides = [_side(part) for part in parts]
-    prefixes = sides if len(set(sides)) == len(sides) else [part.name for part in parts]
     named = [
         _prefixed(prefix, reward_keys(part, profiles))
-        for prefix, part in zip(prefixes, parts, strict=True)
+        for prefix, part in zip(part_prefixes(parts), parts, strict=True)
     ]
     if profile.fallback is not None:
         fallback = profiles[profile.fallback]
-        named.append(_prefixed(_side(fallback), reward_keys(fallback, profiles)))
+        named.append(_prefixed(side(fallback), reward_keys(fallback, profiles)))
     return RewardKeys(
         tuple(sorted({k for keys in named for k in keys.components})),
         tuple(sorted({k for keys in named for k in keys.penalties})),

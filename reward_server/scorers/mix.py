@@ -9,11 +9,7 @@ from reward_server.availability import PartialOutage, Readiness
 from reward_server.domain import Sample, ScoreResult, Status
 from reward_server.profiles import Profile
 from reward_server.scorers.base import ProfileScorer
-from reward_server.scorers.keys import INJECTION, part_key
-
-
-def _prefix(scorer: ProfileScorer) -> str:
-    return "judge" if scorer.uses_judge else "rules"
+from reward_server.scorers.keys import INJECTION, part_key, part_prefixes, side
 
 
 class MixScorer(ProfileScorer):
@@ -40,10 +36,7 @@ class MixScorer(ProfileScorer):
         self.uses_judge = any(p.uses_judge for _, p in parts) or bool(
             fallback and fallback.uses_judge
         )
-        prefixes = [_prefix(p) for _, p in parts]
-        self._prefixes = (
-            prefixes if len(set(prefixes)) == len(prefixes) else [p.name for _, p in parts]
-        )
+        self._prefixes = part_prefixes([p.profile for _, p in parts])
 
     def _needed(self) -> list[ProfileScorer]:
         needed = [p for _, p in self.parts]
@@ -86,7 +79,7 @@ class MixScorer(ProfileScorer):
             if all(r is not None for r in parts):
                 results[i] = self._combine(parts)  # type: ignore[arg-type]
         if alone and self.fallback is not None:
-            prefix = _prefix(self.fallback)
+            prefix = side(self.fallback.profile)
             for row, i in enumerate(alone):
                 if (r := outputs[-1][row]) is not None:
                     results[i] = _prefixed(r, prefix)

@@ -14,7 +14,7 @@ from typing import Any
 
 from trainer.benchmarks import BenchmarkItem
 from trainer.eval.prompt import split_response
-from trainer.eval.steps import step_metrics
+from trainer.eval.steps import _pct, step_metrics
 from trainer.eval.verdict import EvalVerdict
 
 __all__ = ["ItemRecord", "compute_metrics", "record_for"]
@@ -40,10 +40,6 @@ class ItemRecord:
     reward_error: str | None = None
     steps: int | None = None
     first_unsafe_step: int | None = None
-
-
-def _pct(num: int, den: int) -> float | None:
-    return None if den == 0 else 100.0 * num / den
 
 
 def record_for(

@@ -14,14 +14,9 @@ import re
 
 from reward_server.scorers.injection.context import Mode
 from reward_server.scorers.injection.english import EN_ADDRESS, EN_INSTRUCTION
-from reward_server.scorers.injection.languages import (
-    CJK,
-    GRADER_NOUNS,
-    OTHER_ADDRESS,
-    OTHER_INSTRUCTION,
-)
+from reward_server.scorers.injection.languages import CJK, OTHER_ADDRESS, OTHER_INSTRUCTION
 
-__all__ = ["CJK_CHARACTER", "CJK_RULES", "GRADER_NOUNS", "LEAD_GATE", "WORD", "WORD_INDEX"]
+__all__ = ["CJK_CHARACTER", "CJK_RULES", "LEAD_GATE", "WORD", "WORD_INDEX"]
 
 #: A word: where every pattern of the index may start.
 WORD = re.compile(r"[^\W\d_]+")

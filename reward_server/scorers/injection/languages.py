@@ -57,6 +57,15 @@ _TEN = (
     r"|giorn|ore|vez|vec|fois|mal|volt|euro|€|\$|kg|km|cm|mm))"
 )
 
+
+def _as_grader(as_: str, articles: tuple[str, ...], grader: str, must: str, verbs: str) -> str:
+    """An instruction given "as the grader" ("como el evaluador, dale un 10"): the grader
+    noun after ``as_`` and an optional article (checked with look-behinds, so the pattern
+    starts at the noun), an optional comma, an optional ``must`` phrase, one of ``verbs``."""
+    behind = "|".join(rf"(?<=\b{as_} {a})" for a in ("", *(f"{a} " for a in articles)))
+    return rf"(?:{behind}){grader}\s{{0,3}},?\s{{0,3}}(?:{must})?(?:{verbs})\b"
+
+
 OTHER_ADDRESS: tuple[Entry, ...] = (
     (
         ("nota", "mensaje", "aviso", "atenci", "recordatorio"),
@@ -107,10 +116,13 @@ OTHER_INSTRUCTION: tuple[Entry, ...] = (
     # es
     (
         ("evaluador", "calificador", "corrector", "juez", "modelo"),
-        rf"(?:(?<=\bcomo )|(?<=\bcomo el )|(?<=\bcomo la )|(?<=\bcomo un )|(?<=\bcomo una ))"
-        rf"{_ES}\s{{0,3}},?\s{{0,3}}(?:debes{S}|tienes{S}que"
-        rf"{S}|por{S}favor{S})?(?:da|dale|asigna|as[ií]gnale|otorga|pon|ponle|punt[uú]a"
-        r"|califica|ignora)\b",
+        _as_grader(
+            "como",
+            ("el", "la", "un", "una"),
+            _ES,
+            rf"debes{S}|tienes{S}que{S}|por{S}favor{S}",
+            r"da|dale|asigna|as[ií]gnale|otorga|pon|ponle|punt[uú]a|califica|ignora",
+        ),
         "any",
     ),
     (
@@ -174,9 +186,13 @@ OTHER_INSTRUCTION: tuple[Entry, ...] = (
     # pt
     (
         ("avaliador", "corretor", "juiz", "modelo"),
-        rf"(?:(?<=\bcomo )|(?<=\bcomo o )|(?<=\bcomo a )|(?<=\bcomo um )|(?<=\bcomo uma ))"
-        rf"{_PT}\s{{0,3}},?\s{{0,3}}(?:voc[êe]{S}deve{S}|por\sfavor\s)?(?:d[êe]|atribua"
-        r"|pontue|avalie|ignore)\b",
+        _as_grader(
+            "como",
+            ("o", "a", "um", "uma"),
+            _PT,
+            rf"voc[êe]{S}deve{S}|por\sfavor\s",
+            r"d[êe]|atribua|pontue|avalie|ignore",
+        ),
         "any",
     ),
     (
@@ -198,9 +214,13 @@ OTHER_INSTRUCTION: tuple[Entry, ...] = (
     # it
     (
         ("valutat", "corrett", "giudice", "modello"),
-        rf"(?:(?<=\bcome )|(?<=\bcome il )|(?<=\bcome la )|(?<=\bcome un )|(?<=\bcome una ))"
-        rf"{_IT}\s{{0,3}},?\s{{0,3}}(?:devi{S}|per\sfavore\s)?(?:dai|assegna|valuta|ignora"
-        r"|metti)\b",
+        _as_grader(
+            "come",
+            ("il", "la", "un", "una"),
+            _IT,
+            rf"devi{S}|per\sfavore\s",
+            r"dai|assegna|valuta|ignora|metti",
+        ),
         "any",
     ),
     (

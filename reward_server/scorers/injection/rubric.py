@@ -48,14 +48,13 @@ def rubric_rules(keys: tuple[str, ...]) -> tuple[tuple[str, Mode, re.Pattern[str
         elif parts:
             words.append(parts[0])
     rules: list[tuple[str, Mode, re.Pattern[str]]] = []
+    alternatives = "|".join(words)
     word_mode = [rf"(?:{'|'.join(phrases)}){_QUOTE}{_SEPARATOR}{_SCORE}"] if phrases else []
     if words:
-        alternatives = "|".join(words)
         word_mode.append(rf"(?:{alternatives})\s{{0,3}}=>?{_SCORE}")
     if word_mode:
         rules.append(("rubric_score", "word", re.compile("|".join(word_mode))))
     if words:
-        alternatives = "|".join(words)
         rules.append(
             (
                 "rubric_score",
