@@ -137,6 +137,13 @@ def _judge_case(name: str):
     return run
 
 
+def case_fidelity(cfg: dict[str, Any]) -> dict[str, Any]:
+    """See bench.fidelity.evaluate.case_fidelity (imported here only when run)."""
+    from bench.fidelity.evaluate import case_fidelity as run
+
+    return run(cfg)
+
+
 CASES = {
     "rules": case_rules,
     "cache": case_cache,
@@ -145,4 +152,5 @@ CASES = {
     "modes": _judge_case("case_modes"),
     "process": _judge_case("case_process"),
     "grpo_dedup": case_grpo_dedup,
+    "fidelity": case_fidelity,
 }

@@ -53,6 +53,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         for row in cases["grpo_dedup"]["rows"]:
             lines.append(f"| {row.get('path', 'rules')} | {row['samples']} | "
                          f"{_fmt(row['computed'], 0)} | {_fmt(row['dedup_ratio'], 2)} |")
+    if "fidelity" in cases:
+        from bench.fidelity.report import markdown
+
+        lines += ["", markdown(cases["fidelity"])]
     return "\n".join(lines)
 
 
@@ -63,6 +67,11 @@ def render_png(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     cases = report["cases"]
+    if set(cases) == {"fidelity"}:  # a run of the fidelity case alone: its own chart
+        from bench.fidelity.report import png
+
+        png(cases["fidelity"], path)
+        return
     panels = [n for n in ("rules", "cache", "judge", "batching") if n in cases]
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5 * max(1, len(panels)), 4))
     axes = axes if hasattr(axes, "__len__") else [axes]

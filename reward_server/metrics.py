@@ -94,6 +94,13 @@ class Metrics:
             "reward_judge_failures", "Samples the judge could not score, by reason", ["reason"],
             registry=r,
         )
+        self.detector_hits = Counter(
+            "reward_detector_hits",
+            "Scored samples a detector fired on, by profile and detector (refusal: the answer "
+            "refuses; injection: grader-directed content caught). Divided by reward_samples "
+            "{status=\"ok\"} of the profile, the share a policy is drifting toward.",
+            ["profile", "detector"], registry=r,
+        )
         self.get_reward_matches = Counter(
             "reward_get_reward_matches",
             "/get_reward responses by the rule that found them in the query "

@@ -32,6 +32,7 @@ from reward_server.metrics import Metrics
 from reward_server.offload import INLINE_CHARS, run_sized, text_chars
 from reward_server.profiles import Profile
 from reward_server.scorers.base import ProfileScorer
+from reward_server.scorers.keys import detector_hits
 from reward_server.scorers.registry import build_scorers
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,11 @@ class ScoringService:
         n_ok = len(rewards)
         self.metrics.rewards.observe_many(scorer.name, rewards)
         self.metrics.samples.labels(scorer.name, "ok").inc(n_ok)
+        hits = [detector_hits(r.components) for r in out if r.reward is not None]
+        for detector, column in (("refusal", 0), ("injection", 1)):
+            fired = sum(h[column] for h in hits)
+            if fired:
+                self.metrics.detector_hits.labels(scorer.name, detector).inc(fired)
         if len(out) > n_ok:
             self.metrics.samples.labels(scorer.name, "invalid").inc(len(out) - n_ok)
         return ScoreOutcome(scorer.name, scorer.rubric_version, out)

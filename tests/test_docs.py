@@ -265,3 +265,24 @@ def test_readme_tiny_grpo_run_finishes(server, tmp_path):
         proc = run_shell(command, timeout=900)
         assert proc.returncode == 0, (command, proc.stderr[-4000:])
     assert (out / "model.safetensors").is_file()
+
+
+def test_detectors_page_shows_the_published_figures():
+    """The tables and chart on the Detectors page are the published fidelity report's
+    (``python -m bench.fidelity.report`` puts them there)."""
+    from bench.fidelity.report import DOC, PUBLISHED, docs_with_tables
+
+    case = json.loads((PUBLISHED / "report.json").read_text())["cases"]["fidelity"]
+    doc = DOC.read_text()
+    assert docs_with_tables(doc, case) == doc
+    assert (ROOT / "docs" / "img" / "fidelity.png").read_bytes() == (
+        PUBLISHED / "report.png"
+    ).read_bytes()
+
+
+def test_every_data_source_is_on_the_data_sources_page():
+    from bench.fidelity.sources import SOURCES
+
+    page = (ROOT / "docs" / "data-sources.md").read_text()
+    for source in SOURCES:
+        assert f"`{source.name}`" in page and source.licence in page, source.name

@@ -24,6 +24,7 @@ from typing import Any
 
 from clients.adapters.trl import TRLReward
 from trainer.prompts import REFLECTION_INSTRUCTION, STEP_HINT
+from trainer.watch import detector_metrics
 
 __all__ = [
     "EXCERPT_CHARS",
@@ -102,7 +103,8 @@ def reflection_instruction(result: Any, completion: str) -> str:
 
 
 class StepLoggingReward(TRLReward):
-    """``clients.TRLReward`` that also logs the process metrics of each batch (module doc)."""
+    """``clients.TRLReward`` that also logs, per batch, the process metrics (module doc) and
+    the detectors' shares (``trainer.watch``)."""
 
     def _log(
         self,
@@ -113,6 +115,6 @@ class StepLoggingReward(TRLReward):
         super()._log(results, log_metric, log_extra)
         if log_metric is None:
             return
-        for name, value in process_metrics(results).items():
+        for name, value in {**process_metrics(results), **detector_metrics(results)}.items():
             if not math.isnan(value):
                 log_metric(f"rewards/{self.__name__}/{name}", value)

@@ -5,7 +5,7 @@ OpenRLHF reads every sample's ``extra_logs`` by the keys of the first sample of 
 were (scored, unscorable, judged or not). Those keys come from the profile's configuration
 alone, here:
 
-* ``rules``: ``format``, ``tag``, ``behavior`` (``RulesScorer``); no penalties.
+* ``rules``: ``format``, ``tag``, ``behavior``, ``refused`` (``RulesScorer``); no penalties.
 * ``judge``: ``format``, each dimension of the profile's rubric, and ``process_safety`` for
   a process rubric; penalties: each flag of the rubric (``JudgeScorer`` through
   ``safer_vlm.aggregate``); ``injection`` in both (a response the injection detector
@@ -27,9 +27,20 @@ from typing import NamedTuple
 
 from reward_server.profiles import Profile
 
-__all__ = ["INJECTION", "RewardKeys", "part_key", "part_prefixes", "reward_keys", "side"]
+__all__ = [
+    "INJECTION",
+    "REFUSED",
+    "RewardKeys",
+    "detector_hits",
+    "part_key",
+    "part_prefixes",
+    "reward_keys",
+    "side",
+]
 
-_RULES = ("format", "tag", "behavior")
+#: The component of a rules result that says whether the refusal detector fired (1) or not.
+REFUSED = "refused"
+_RULES = ("format", "tag", "behavior", REFUSED)
 #: The component (1) and penalty (-1) of a response the injection detector caught.
 INJECTION = "injection"
 
@@ -78,7 +89,7 @@ def reward_keys(profile: Profile, profiles: Mapping[str, Profile]) -> RewardKeys
 
     >>> from reward_server.profiles import BUILTIN_PROFILES as P
     >>> reward_keys(P["safegrpo"], P)
-    RewardKeys(components=('behavior', 'format', 'tag'), penalties=())
+    RewardKeys(components=('behavior', 'format', 'refused', 'tag'), penalties=())
     >>> reward_keys(P["hybrid"], P).penalties
     ('injection', 'judge.contradiction', 'judge.hallucination')
     """
@@ -103,3 +114,17 @@ def reward_keys(profile: Profile, profiles: Mapping[str, Profile]) -> RewardKeys
         tuple(sorted({k for keys in named for k in keys.components})),
         tuple(sorted({k for keys in named for k in keys.penalties})),
     )
+
+
+def detector_hits(components: Mapping[str, float] | None) -> tuple[bool, bool]:
+    """Whether a result says (refusal detector fired, injection detector fired), under any
+    part prefix a mix gave it.
+
+    >>> detector_hits({"rules.refused": 1.0, "injection": 0.0})
+    (True, False)
+    """
+    if not components:
+        return False, False
+    refused = any(v == 1.0 for k, v in components.items()
+                  if k == REFUSED or k.endswith("." + REFUSED))  # fmt: skip
+    return refused, components.get(INJECTION) == 1.0

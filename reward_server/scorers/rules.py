@@ -8,6 +8,7 @@ from reward_server.domain import Labels, Sample, ScoreResult
 from reward_server.offload import run_sized, text_chars
 from reward_server.profiles import Profile
 from reward_server.scorers.base import ProfileScorer
+from reward_server.scorers.keys import REFUSED
 from reward_server.scorers.refusal import get_refusal_detector
 from reward_server.scorers.safegrpo import SafeGRPORules
 
@@ -17,8 +18,10 @@ _UNKNOWN = Labels()
 class RulesScorer(ProfileScorer):
     """``F * (tag_weight*T + behavior_weight*B)``; see ``reward_server.scorers.safegrpo``.
 
-    Components: ``format``, ``tag``, ``behavior`` (each in [0, 1]); no penalties. Needs
-    ``labels.combine_tag``; ``image_tag`` and ``text_tag`` default to unknown (no credit).
+    Components: ``format``, ``tag``, ``behavior`` (each in [0, 1]) and ``refused`` (1 when
+    the refusal detector found the answer refusing, 0 when not; absent without an answer
+    block); no penalties. Needs ``labels.combine_tag``; ``image_tag`` and ``text_tag``
+    default to unknown (no credit).
     """
 
     def __init__(self, profile: Profile, rubric_version: str) -> None:
@@ -34,14 +37,10 @@ class RulesScorer(ProfileScorer):
 
     def score_one(self, sample: Sample) -> ScoreResult:
         outcome = self.rules(sample.response, sample.labels or _UNKNOWN, sample.prompt_text)
-        return ScoreResult.ok(
-            outcome.reward,
-            components={
-                "format": outcome.format,
-                "tag": outcome.tag,
-                "behavior": outcome.behavior,
-            },
-        )
+        components = {"format": outcome.format, "tag": outcome.tag, "behavior": outcome.behavior}
+        if outcome.refused is not None:
+            components[REFUSED] = 1.0 if outcome.refused else 0.0
+        return ScoreResult.ok(outcome.reward, components=components)
 
     inline = True
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from reward_server.scorers.injection.context import candidates
-from reward_server.scorers.injection.languages import GRADER_NOUNS
+from reward_server.scorers.injection.nouns import GRADER_NOUNS
 
 __all__ = ["BOUNDARY_WINDOW", "first_boundary"]
 

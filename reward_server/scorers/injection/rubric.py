@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from reward_server.scorers.injection.context import Mode
 
-__all__ = ["rubric_rules"]
+__all__ = ["may_hold_a_key", "rubric_rules"]
 
 _SCORE = (
     r"\s{0,3}[\[{(]?\s{0,3}(?:[\"']?\d{1,2}[\"']?\s{0,3}:\s{0,3})?[\"']?(?:10|[0-9])(?:\.\d{1,3})?"
@@ -72,3 +72,17 @@ def rubric_rules(keys: tuple[str, ...]) -> tuple[tuple[str, Mode, re.Pattern[str
             )
         )
     return tuple(rules)
+
+
+@lru_cache(maxsize=64)
+def _key_words(keys: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    return tuple(
+        tuple(p.lower() for p in re.split(r"[\s_\-]+", key.strip()) if p) for key in keys
+    )
+
+
+def may_hold_a_key(text: str, keys: tuple[str, ...]) -> bool:
+    """Whether every word of some key occurs in the lower-cased ``text``: a few substring
+    tests that spare the patterns on most answers (a key "answerSafety" is lower-cased to
+    "answersafety", which holds both words too)."""
+    return any(all(word in text for word in words) for words in _key_words(keys))

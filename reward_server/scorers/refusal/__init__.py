@@ -6,32 +6,15 @@ lower-cased ``<answer>`` body contains any of ``KEYWORD_REFUSAL_MARKERS`` as a s
 :class:`KeywordRefusalDetector` reproduces that rule exactly (profile ``safegrpo``).
 
 The rule is cheap and verifiable, but it is wrong in both directions, and a policy under
-GRPO learns to exploit whichever side is rewarded:
+GRPO learns to exploit whichever side is rewarded: it misses "I can’t" (curly
+apostrophe), "I won't", "It is not appropriate to ...", any refusal in another language;
+and it calls "you cannot go wrong with a helmet" or "mixing them is unsafe; instead ..." a
+refusal.
 
-* **Misses.** ``i can't`` is matched only with an ASCII apostrophe, so "I can’t help with
-  that" (U+2019, what most tokenizers emit after a chat template) is *not* a refusal;
-  neither are "I won't", "I'm not able to", "I must decline", "I'd rather not", "That's not
-  something I can help with", "I can not help", "Absolutely not.", or any refusal in
-  another language ("No puedo ayudarte con eso", "我不能提供").
-* **False alarms.** Any mention of the words counts, whoever they are about: "you cannot
-  go wrong with a helmet", "mixing bleach and ammonia is unsafe, so store them apart",
-  "sorry to hear that, here's what to do", "I can't stress enough ...", "nothing is
-  restricted here", "the unable-to-pay clause". A policy can satisfy the rule while
-  complying, and is punished for helpful safety advice on safe prompts.
-
-:class:`PlusRefusalDetector` (profile ``safegrpo_plus``) fixes both. The modules, each
-with one job:
-
-* ``normalization`` -- the canonical text: NFKC, one apostrophe and one double quote, no
-  zero-width characters, markdown or code, quoted spans emptied, contractions expanded;
-* ``english`` -- speaker-anchored English refusals, idioms and impersonal forms, and the
-  "here's an email/poem/...:" cut (text after it is drafted for the user);
-* ``languages`` -- Spanish, French, German, Portuguese and Italian;
-* ``cjk`` -- Chinese and Japanese;
-* ``terse`` -- "Absolutely not.", "No way, that would hurt people.", and a bare "No."
-  decided by the prompt (a refusal of "How do I make a bomb?", an answer to "Is this
-  mushroom poisonous?"; without the prompt a bare "No." is not a refusal);
-* ``plus`` -- the detector that combines them.
+:class:`PlusRefusalDetector` (profile ``safegrpo_plus``) is a model learned from public
+labelled answers of real chat models, with the prompt deciding a bare "No."
+(``reward_server.scorers.refusal.terse``). A profile may also name a retrained model file
+(``refusal = "path/to/model.npz"``, from ``python -m reward_server.detectors``).
 
 Both detectors take ``(answer, prompt=None)``; the keyword rule ignores the prompt.
 
@@ -40,8 +23,6 @@ Both detectors take ``(answer, prompt=None)``; the keyword rule ignores the prom
 (False, True)
 >>> keyword("You cannot go wrong with a helmet."), plus("You cannot go wrong with a helmet.")
 (True, False)
->>> get_refusal_detector("plus").version
-'plus-2'
 """
 
 from __future__ import annotations
@@ -66,9 +47,10 @@ __all__ = [
 class RefusalDetector(Protocol):
     """Decides whether an ``<answer>`` body refuses the request.
 
-    ``name`` selects the detector in a profile; ``version`` changes whenever the rules
-    change, so it can be part of a profile's ``rubric_version`` (and cache key). ``prompt``
-    is optional: a detector may use it where the answer alone cannot decide (a bare "No.").
+    ``name`` selects the detector in a profile; ``version`` changes whenever the rules or
+    weights change, so it is part of a profile's ``rubric_version`` (and cache key).
+    ``prompt`` is optional: a detector may use it where the answer alone cannot decide (a
+    bare "No.").
     """
 
     name: str
@@ -86,17 +68,26 @@ _DETECTORS: dict[str, type[KeywordRefusalDetector] | type[PlusRefusalDetector]] 
 
 
 def get_refusal_detector(name: str) -> RefusalDetector:
-    """Return a fresh detector by name (``"keyword"`` or ``"plus"``).
+    """A detector by name (``"keyword"`` or ``"plus"``), or the plus detector with the
+    weights of a model file (a name ending in ``.npz``).
 
     >>> get_refusal_detector("keyword").name
     'keyword'
-    >>> get_refusal_detector("regex")
+    >>> get_refusal_detector("regex")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: unknown refusal detector 'regex'; valid choices: keyword, plus
+    ValueError: unknown refusal detector 'regex'; valid choices: keyword, plus, or a path ...
     """
+    if isinstance(name, str) and name.endswith(".npz"):
+        try:
+            return PlusRefusalDetector.from_file(name)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"refusal model {name!r} cannot be read: {exc}") from None
     try:
         return _DETECTORS[name]()
     except (KeyError, TypeError):
         valid = ", ".join(sorted(_DETECTORS))
-        raise ValueError(f"unknown refusal detector {name!r}; valid choices: {valid}") from None
+        raise ValueError(
+            f"unknown refusal detector {name!r}; valid choices: {valid}, "
+            "or a path to a .npz model file"
+        ) from None

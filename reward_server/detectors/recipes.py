@@ -1,0 +1,202 @@
+"""How the two shipped detectors are trained: data in, model and measurements out.
+
+One recipe per detector, used both for the shipped weights (``python -m
+bench.fidelity.train``, on public data) and for a user's retraining on their own labelled
+rollouts (``python -m reward_server.detectors``). Each returns the model and a report of
+what it measured, which travels in the model file's header.
+
+**Refusal** (``bag`` model): labelled answers, plus the multilingual augmentation of
+:mod:`~reward_server.detectors.augment`. Public refusal labels are noisy (a "not
+jailbroken" answer may be off-topic rather than a refusal), so the recipe cross-validates
+first, reports those out-of-fold figures, then drops the rows the out-of-fold model
+contradicts with high confidence (``clean_below``) and fits the final model on the rest.
+Rows whose source starts with ``own:`` (the team's regression cases) are trained on but
+never cleaned and never counted in a figure.
+
+**Injection** (``window`` model): positives are grader-directed texts (public attack
+texts and augmentation sentences, each a run of at most ``window`` tokens); negatives are
+random runs of 3 to ``window`` tokens from real answers, the runs a window model scores at
+inference. The threshold is set on answers held out from training, so that at most
+``fp_target`` of them would be flagged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from reward_server.detectors.augment import disguise, grader_sentences, refusal_examples
+from reward_server.detectors.linear import NgramModel, bag_features, window_features
+from reward_server.detectors.train import Example, FitConfig, cross_validate, fit, sigmoid
+
+__all__ = [
+    "INJECTION_HEADER",
+    "REFUSAL_HEADER",
+    "Labelled",
+    "held_out",
+    "injection_model",
+    "refusal_model",
+]
+
+REFUSAL_HEADER = {"mode": "bag", "head_chars": 600, "tail_chars": 200, "opening": 8}
+INJECTION_HEADER = {"mode": "window", "window": 24}
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """One labelled text. ``source`` names where it came from (a data set, an attack
+    family); cross-validation keeps a source's rows with the same prompt in one fold."""
+
+    text: str
+    label: bool
+    source: str
+    prompt: str = ""
+    weight: float = 1.0
+    family: str = ""  # the model family that wrote it, when known (reported, not used)
+    lang: str = ""
+
+
+def _stable(text: str) -> int:
+    return int(hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8], 16)
+
+
+def held_out(text: str, share: int = 3) -> bool:
+    """Whether a benign answer is in the held-out part (``share`` tenths), by its hash: the
+    same answer is held out in every run and on every machine."""
+    return _stable(text) % 10 < share
+
+
+def refusal_model(
+    rows: Sequence[Labelled],
+    *,
+    bodies: Sequence[str] = (),
+    augment_per_language: int = 40,
+    clean_below: float = 0.15,
+    folds: int = 5,
+    epochs: int = 200,
+    seed: int = 0,
+    progress: Callable[[str], object] | None = None,
+) -> tuple[NgramModel, dict]:
+    """The refusal model and its report (out-of-fold accuracy per source, what was cleaned).
+
+    ``bodies``: real answers the augmentation puts after a compliant opening.
+    """
+    rng = random.Random(seed)
+    data = list(rows)
+    data += [
+        Labelled(text, label, "augment")
+        for text, label in refusal_examples(rng, list(bodies), augment_per_language)
+    ]
+    header = dict(REFUSAL_HEADER)
+    examples = [
+        Example(bag_features(header, r.text), r.label, r.weight,
+                f"{r.source}:{_stable(r.prompt) if r.prompt else _stable(r.text)}")
+        for r in data
+    ]  # fmt: skip
+    cfg = FitConfig(header=header, epochs=epochs)
+    if progress:
+        progress(f"refusal: {folds}-fold cross-validation on {len(examples)} examples")
+    logits = cross_validate(examples, cfg, folds=folds)
+    ok = (logits > 0) == np.array([r.label for r in data])
+    external = np.array([r.source != "augment" and not r.source.startswith("own:") for r in data])
+    groups: dict[str, dict[str, list[bool]]] = {"source": {}, "family": {}, "lang": {}}
+    for r, hit, counted in zip(data, ok, external, strict=True):
+        if counted:
+            for field, key in (("source", r.source), ("family", r.family), ("lang", r.lang)):
+                if key:
+                    groups[field].setdefault(key, []).append(bool(hit))
+
+    def table(field: str) -> dict[str, dict]:
+        return {k: {"accuracy": round(float(np.mean(v)), 4), "n": len(v)}
+                for k, v in sorted(groups[field].items())}  # fmt: skip
+
+    report: dict = {
+        "cross_validated": table("source"),
+        "cross_validated_by_family": table("family"),
+        "cross_validated_by_lang": table("lang"),
+        "cross_validated_overall": round(float(ok[external].mean()), 4) if external.any() else None,
+    }
+    p = sigmoid(logits)
+    keep = [
+        i for i, r in enumerate(data)
+        if not external[i] or (p[i] if r.label else 1.0 - p[i]) >= clean_below
+    ]  # fmt: skip
+    dropped = Counter(data[i].source for i in set(range(len(data))) - set(keep))
+    report["cleaned"] = dict(sorted(dropped.items()))
+    report["trained_on"] = dict(sorted(Counter(data[i].source for i in keep).items()))
+    if progress:
+        progress(f"refusal: fitting on {len(keep)} examples ({sum(dropped.values())} cleaned)")
+    model = fit([examples[i] for i in keep], cfg)
+    model.header["report"] = report
+    return model, report
+
+
+def _run(text: str, rng: random.Random, shortest: int, longest: int,
+         count: int = 1) -> list[np.ndarray]:  # fmt: skip
+    """The buckets of ``count`` random runs of ``shortest``..``longest`` tokens of ``text``
+    (all of it when shorter): each run's unigrams, stems and the bigrams inside it."""
+    unigram, bigram, stem = window_features(text)
+    runs = []
+    for _ in range(count):
+        n = rng.randint(shortest, longest)
+        start = rng.randrange(len(unigram) - n + 1) if len(unigram) > n else 0
+        end = min(len(unigram), start + n)
+        runs.append(np.concatenate((unigram[start:end], bigram[start + 1 : end],
+                                    stem[start:end])))  # fmt: skip
+    return runs
+
+
+def injection_model(
+    attacks: Sequence[Labelled],
+    benign: Sequence[str],
+    *,
+    own_benign: Sequence[str] = (),
+    augment: int = 8000,
+    runs_per_answer: int = 4,
+    fp_target: float = 0.004,
+    epochs: int = 200,
+    seed: int = 0,
+    progress: Callable[[str], object] | None = None,
+) -> tuple[NgramModel, dict]:
+    """The injection model and its report (threshold, false positives on held-out answers).
+
+    ``attacks``: grader-directed texts (``label`` True); ``benign``: real answers, of which
+    the :func:`held_out` part only sets the threshold; ``own_benign``: more negatives.
+    """
+    rng = random.Random(seed)
+    header = dict(INJECTION_HEADER)
+    width = int(header["window"])
+    train = [t for t in benign if not held_out(t)]
+    check = [t for t in benign if held_out(t)]
+    examples: list[Example] = []
+    for text in [*train, *own_benign]:
+        examples += [Example(run, False, 1.0, "benign")
+                     for run in _run(text, rng, 3, width, runs_per_answer)]  # fmt: skip
+    sentences = grader_sentences(rng)
+    for _ in range(augment):
+        sentence = next(sentences)
+        if rng.random() < 0.3:
+            sentence = disguise(sentence, rng)
+        examples += [Example(run, True, 1.0, "augment")
+                     for run in _run(sentence, rng, width, width)]  # fmt: skip
+    for attack in attacks:
+        examples += [Example(run, True, attack.weight, attack.source)
+                     for run in _run(attack.text, rng, width, width, 2)]  # fmt: skip
+    if progress:
+        progress(f"injection: fitting on {len(examples)} runs")
+    model = fit(examples, FitConfig(header=header, epochs=epochs))
+    logits = np.array([model.read(t).logit for t in check]) if check else np.zeros(1)
+    model.threshold = float(np.quantile(logits, 1.0 - fp_target))
+    report = {
+        "threshold": round(model.threshold, 4),
+        "held_out_answers": len(check),
+        "held_out_false_positive_rate": round(float(np.mean(logits > model.threshold)), 5),
+        "trained_on": dict(sorted(Counter(e.group for e in examples).items())),
+    }
+    model.header["report"] = report
+    return model, report
