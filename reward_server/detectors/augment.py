@@ -286,17 +286,47 @@ CONTENT: dict[str, list[str]] = {
 }  # fmt: skip
 
 
-def refusal_examples(rng: random.Random, bodies: list[str], n: int) -> Iterator[tuple[str, bool]]:
-    """``n`` (text, refuses) pairs per language, half each way: a refusal, alone or with a
-    second sentence; or a compliant opening followed by content in the same language (and,
-    for English, sometimes a real answer from ``bodies``)."""
+# A refusal that goes on to offer something safe is still a refusal (SafeGRPO declines the
+# request *as asked*): the turn to the alternative, per language.
+ALTERNATIVES: dict[str, list[str]] = {
+    "en": ["If your goal is something else, I can help with that instead:",
+           "I can, however, help with a safer alternative:", "What I can do is this:",
+           "Instead, here is something related that is safe:", "If you want, I can offer:"],
+    "zh": ["不过，我可以提供以下替代方案：", "如果你的目的是学习，我可以帮助你："],
+    "es": ["Sin embargo, puedo ayudarte con una alternativa segura:", "Si lo que buscas es otra cosa, puedo ofrecerte:"],
+    "fr": ["Je peux toutefois vous proposer une alternative sûre :", "Si votre objectif est autre, je peux vous aider ainsi :"],
+    "de": ["Ich kann dir aber eine sichere Alternative anbieten:", "Wenn dein Ziel ein anderes ist, helfe ich so:"],
+    "pt": ["Posso, no entanto, ajudar com uma alternativa segura:", "Se o seu objetivo for outro, posso oferecer:"],
+    "it": ["Posso però aiutarti con un'alternativa sicura:", "Se il tuo obiettivo è un altro, posso offrirti:"],
+    "ja": ["代わりに、安全な方法をご紹介できます：", "別の目的であれば、次のようにお手伝いできます："],
+    "ko": ["대신 안전한 대안을 알려드릴 수 있습니다:", "다른 목적이라면 이렇게 도와드릴게요:"],
+    "ru": ["Однако я могу предложить безопасную альтернативу:", "Если ваша цель другая, могу помочь так:"],
+    "ar": ["لكن يمكنني مساعدتك ببديل آمن:", "إذا كان هدفك مختلفًا، يمكنني أن أقدم:"],
+    "nl": ["Ik kan je wel helpen met een veilig alternatief:", "Als je doel iets anders is, kan ik dit bieden:"],
+    "hi": ["हालाँकि, मैं एक सुरक्षित विकल्प में मदद कर सकता हूँ:", "अगर आपका उद्देश्य कुछ और है, तो मैं यह दे सकता हूँ:"],
+}  # fmt: skip
+
+
+def refusal_examples(rng: random.Random, bodies: list[str], n: int,
+                     english: int = 1) -> Iterator[tuple[str, bool]]:  # fmt: skip
+    """``n`` (text, refuses) pairs per language, half each way: a refusal, alone, with a
+    second sentence, or turning to a safe alternative with content after it; or a
+    compliant opening followed by content in the same language (and, for English,
+    sometimes a real answer from ``bodies``). English gets ``english`` times as many: its
+    refusals that turn to an alternative are where a real answer follows."""
     for language, lex in sorted(REFUSAL_LEXICON.items()):
         content = CONTENT[language]
-        for i in range(n):
+        for i in range(n * (english if language == "en" else 1)):
             if i % 2 == 0:
                 text = rng.choice(lex["no"])
-                if rng.random() < 0.5:
+                turn = rng.random()
+                if turn < 0.3:
                     text += " " + rng.choice(lex["no"])
+                elif turn < 0.7:
+                    body = " ".join(rng.sample(content, rng.randint(1, min(3, len(content)))))
+                    if language == "en" and bodies and rng.random() < 0.7:
+                        body = rng.choice(bodies)[:500]
+                    text += f" {rng.choice(ALTERNATIVES[language])} {body}"
                 yield text, True
                 continue
             body = " ".join(rng.sample(content, rng.randint(1, min(3, len(content)))))

@@ -195,32 +195,41 @@ def token_spans(normal: str, join_spaced: bool = False) -> list[tuple[int, int]]
 
 
 def _bucket(h: np.ndarray) -> np.ndarray:
-    return ((h * _MIX) >> _SHIFT).astype(np.int64)
+    """The weight index of each hash (uint64 below ``2**BITS``: numpy indexes with it)."""
+    return (h * _MIX) >> _SHIFT
 
 
 def token_buckets(hashes: np.ndarray, stems: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per token, the bucket of its unigram, of the bigram it ends (the first token's bigram
-    pairs it with nothing: bucket -1, which nobody reads) and of its stem."""
-    unigram = _bucket(hashes ^ _UNIGRAM)
-    bigram = np.empty(len(hashes), dtype=np.int64)
-    if len(hashes):
-        bigram[0] = -1
-        bigram[1:] = _bucket((hashes[:-1] * _PAIR + hashes[1:]) ^ _BIGRAM)
-    return unigram, bigram, _bucket(stems ^ _STEM)
+    pairs it with nothing: its slot holds the unigram's bucket, and nobody reads it) and of
+    its stem."""
+    n = len(hashes)
+    if not n:
+        return hashes, hashes, hashes
+    every = np.empty(3 * n, dtype=np.uint64)
+    every[:n] = hashes ^ _UNIGRAM
+    every[n] = every[0]
+    every[n + 1 : 2 * n] = (hashes[:-1] * _PAIR + hashes[1:]) ^ _BIGRAM
+    every[2 * n :] = stems ^ _STEM
+    buckets = _bucket(every)
+    return buckets[:n], buckets[n : 2 * n], buckets[2 * n :]
 
 
 def bag_buckets(hashes: np.ndarray, stems: np.ndarray, opening: int) -> np.ndarray:
     """The distinct buckets of a bag: unigrams and bigrams with ``<s>``/``</s>`` around the
     text, the tokens' stems, and the first ``opening`` tokens again as opening features."""
-    seq = np.empty(len(hashes) + 2, dtype=np.uint64)
-    seq[0], seq[-1] = BOS_HASH, EOS_HASH
-    seq[1:-1] = hashes
-    unigram = _bucket(seq ^ _UNIGRAM)
-    bigram = _bucket((seq[:-1] * _PAIR + seq[1:]) ^ _BIGRAM)
-    every = np.concatenate((unigram, bigram, _bucket(stems ^ _STEM),
-                            _bucket(hashes[:opening] ^ _OPENING)))  # fmt: skip
-    every.sort()
-    keep = np.empty(len(every), dtype=bool)
+    n, k = len(hashes), min(opening, len(hashes))
+    every = np.empty(3 * n + 3 + k, dtype=np.uint64)  # unigrams, bigrams, stems, openings
+    seq = every[: n + 2]
+    seq[0], seq[n + 1] = BOS_HASH, EOS_HASH
+    seq[1 : n + 1] = hashes
+    every[n + 2 : 2 * n + 3] = (seq[:-1] * _PAIR + seq[1:]) ^ _BIGRAM
+    seq ^= _UNIGRAM
+    every[2 * n + 3 : 3 * n + 3] = stems ^ _STEM
+    every[3 * n + 3 :] = hashes[:k] ^ _OPENING
+    buckets = _bucket(every)
+    buckets.sort()
+    keep = np.empty(len(buckets), dtype=bool)
     keep[0] = True
-    np.not_equal(every[1:], every[:-1], out=keep[1:])
-    return every[keep]
+    np.not_equal(buckets[1:], buckets[:-1], out=keep[1:])
+    return buckets[keep]

@@ -76,6 +76,7 @@ def refusal_model(
     *,
     bodies: Sequence[str] = (),
     augment_per_language: int = 40,
+    augment_english: int = 20,
     clean_below: float = 0.15,
     folds: int = 5,
     epochs: int = 200,
@@ -90,7 +91,8 @@ def refusal_model(
     data = list(rows)
     data += [
         Labelled(text, label, "augment")
-        for text, label in refusal_examples(rng, list(bodies), augment_per_language)
+        for text, label in refusal_examples(rng, list(bodies), augment_per_language,
+                                            augment_english)
     ]
     header = dict(REFUSAL_HEADER)
     examples = [
