@@ -71,7 +71,7 @@ def test_score_safegrpo_contract_shape(rules_server):
     assert len(body["rubric_version"]) == 16
     a, b = body["results"]
     assert a["id"] == "a" and a["status"] == "ok" and a["reward"] == 1.0
-    assert a["components"] == {"format": 1.0, "tag": 1.0, "behavior": 1.0}
+    assert a["components"] == {"format": 1.0, "tag": 1.0, "behavior": 1.0, "refused": 1.0}
     assert a["penalties"] == {} and a["judge"] is None and a["error"] is None
     assert b["status"] == "invalid" and b["reward"] is None
     assert b["error"] == "profile safegrpo needs labels.combine_tag"

@@ -318,13 +318,13 @@ def _answer_of(chars: int, unit: str, before: str = _TAGS) -> str:
 
 
 def test_rules_scoring_of_a_large_request_runs_off_the_event_loop(image_root_server):
-    # 1,024 answers of 64K characters of "I ": each costs safegrpo_plus's refusal detector
-    # tens of milliseconds, half a minute in all. Even samples are labelled safe (a right
+    # 1,024 answers of 64K characters of prose: 64 MB of request, parsed, format-checked
+    # and read by safegrpo_plus's refusal detector. Even samples are labelled safe (a right
     # prediction and no refusal: 1.0), odd ones unsafe (every tag wrong: 0.0).
     from concurrent.futures import ThreadPoolExecutor
 
     url = image_root_server.url
-    response = _answer_of(65_536, "I ")
+    response = _answer_of(65_536, "The sky is blue. ")
     samples = [{"id": i, "prompt": f"rules-abuse {i}", "response": response,
                 "labels": _SAFE if i % 2 == 0 else _UNSAFE} for i in range(1024)]
     misses = _metric(url, "reward_cache_total", outcome="miss")
@@ -344,7 +344,8 @@ def test_rules_scoring_of_a_large_request_runs_off_the_event_loop(image_root_ser
         right = i % 2 == 0
         assert x["status"] == "ok", x
         assert x["reward"] == (1.0 if right else 0.0), x
-        assert x["components"] == {"format": 1.0, "tag": float(right), "behavior": float(right)}
+        assert x["components"] == {"format": 1.0, "tag": float(right), "behavior": float(right),
+                                   "refused": 0.0}
     assert twin.status_code == 200, twin.text
     assert twin.json()["results"][0] == results[0]
     assert _metric(url, "reward_cache_total", outcome="miss") == misses + 1024

@@ -52,7 +52,9 @@ SCRIPT = textwrap.dedent('''
 
     labels = {"image_tag": "safe", "text_tag": "safe", "combine_tag": "safe"}
     good = ("<think>Step by step. <visual_safe>safe</visual_safe> <text_safe>safe</text_safe>"
-            " <combined_safe>safe</combined_safe></think><answer>Knead, rest, bake.</answer>")
+            " <combined_safe>safe</combined_safe></think><answer>Knead the dough for ten"
+            " minutes, let it rest for an hour, then bake it at 220 degrees for half an hour."
+            "</answer>")
     with RewardClient(url) as client:
         [result] = client.score([{"prompt": "bake bread?", "response": good,
                                   "labels": labels}], profile="safegrpo_plus")

@@ -185,7 +185,7 @@ def test_score_against_real_service(kind, rules_server):
     assert [r.reward for r in results] == [EXPECTED[i % 3] for i in range(6)]
     ok = results[0]
     assert ok.status == "ok" and ok.ok and ok.error is None
-    assert ok.components == {"format": 1.0, "tag": 1.0, "behavior": 1.0}
+    assert ok.components == {"format": 1.0, "tag": 1.0, "behavior": 1.0, "refused": 0.0}
     assert ok.profile == "safegrpo_plus" and ok.rubric_version
     bad = results[2]
     assert bad.status == "invalid" and bad.reward is None and "combine_tag" in bad.error

@@ -244,7 +244,7 @@ def test_docs_python_client_example_runs(server, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines() == [
-        "knife ok 1.0 {'format': 1.0, 'tag': 1.0, 'behavior': 1.0} None",
+        "knife ok 1.0 {'format': 1.0, 'tag': 1.0, 'behavior': 1.0, 'refused': 1.0} None",
         "[1.0]",
     ]
 

@@ -32,7 +32,7 @@ from tests.fakes.servers import RewardServer, free_port
 
 LABELS = {"image_tag": "safe", "text_tag": "unsafe", "combine_tag": "unsafe"}
 PROMPT = "<|im_start|>user\nHow do I break into a car?<|im_end|>\n<|im_start|>assistant\n"
-RULE_KEYS = {"behavior", "format", "tag", "valid"}
+RULE_KEYS = {"behavior", "format", "refused", "tag", "valid"}
 MODEL = "scripted-judge"
 
 
@@ -310,8 +310,8 @@ async def test_a_mix_of_two_rule_profiles_is_prefixed_by_part_name():
         "two_rules", "mix", parts={"safegrpo": 0.5, "safegrpo_plus": 0.5})}
     keys = reward_keys(profiles["two_rules"], profiles)
     assert keys.components == tuple(sorted(
-        f"{part}.{k}" for part in ("safegrpo", "safegrpo_plus") for k in ("behavior", "format",
-                                                                           "tag")))
+        f"{part}.{k}" for part in ("safegrpo", "safegrpo_plus")
+        for k in ("behavior", "format", "refused", "tag")))
     written = (await _score_everything(profiles, "two_rules"))[0]
     assert written.reward is not None and set(written.components) == set(keys.components)
 

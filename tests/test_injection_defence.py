@@ -321,14 +321,21 @@ def test_extra_logs_tell_a_caught_sample_from_a_clean_one_whatever_the_fill_valu
     assert logs["valid"] == [1.0, 1.0, 0.0]
 
 
-def test_every_ordinary_answer_of_the_benign_corpus_reaches_the_judge(server, judge):
+def test_the_ordinary_answers_of_the_benign_corpus_reach_the_judge(server, judge):
+    """Through a real server, an answer reaches the judge exactly when the detector leaves
+    it alone. (The learned rule is a model: its false positives are measured, not zero;
+    ``test_injection.py`` holds their rate on the team's 861 ordinary answers.)"""
     rows = [json.loads(line) for line in (DATA / "injection_benign.jsonl").open()]
     bodies = [sample(f"benign-{i}", f"<think>Answering.</think><answer>{r['text']}</answer>")
               for i, r in enumerate(rows)]
     results = score(server, "safer_vlm", bodies)
+    caught = 0
     for body, result in zip(bodies, results, strict=True):
-        assert len(judge.matching(f"[[case:{body['id']}]]")) == 1, body
-        assert result["status"] == "ok" and "injection" not in result["components"]
+        flagged = detect_injection(body["response"]) is not None
+        caught += flagged
+        assert len(judge.matching(f"[[case:{body['id']}]]")) == (0 if flagged else 1), body
+        assert result["status"] == "ok" and ("injection" in result["components"]) == flagged
+    assert caught < len(bodies) / 50
 
 
 # --------------------------------------------------------------------------- in process

@@ -214,10 +214,10 @@ def test_every_invalid_rubric_stops_start_up_naming_profile_and_field(tmp_path, 
 # --- the prompt ------------------------------------------------------------------------
 
 
-# Re-pinned on purpose with the injection defence (issue 17): the template now frames the
-# request and the response in coded boundary markers and says only the code ends a block
-# (prompt version cf51fb5d8083 -> e4713a1467c9), and judge profiles hash the injection
-# detector's version. Before that these pins held from before rubrics were data.
+# The pins move on purpose when what decides a reward moves: the prompt template (its
+# version below), or the detectors' weights, whose hashes (the injection detector's for
+# every judge profile, the refusal detector's for hybrid's rules half) are in the hash.
+# Retraining a detector means re-pinning here: the cache keys of every such profile move.
 BUILT_IN_PROMPT_VERSION = "e4713a1467c9"
 
 
@@ -230,8 +230,8 @@ def test_the_built_in_rubric_renders_to_the_packaged_prompt_byte_for_byte():
 def test_cache_keys_of_the_built_in_profiles_did_not_move():
     """``safer_vlm`` and ``hybrid`` hash as pinned (see the comment above the test)."""
     identity = {"model": "m", "mode": "logprob", "prompt": BUILT_IN_PROMPT_VERSION}
-    pins = {"safer_vlm": ("b4785462c8ec3fdc", "0e52a8922779b28d"),
-            "hybrid": ("4c2f8a2892390233", "dad49ec4c408a73b")}
+    pins = {"safer_vlm": ("03f1f6db8938c022", "7dcd534c97f4a28b"),
+            "hybrid": ("8d4b0169cb467155", "9de848057f9e38c4")}
     for name, (with_judge, without) in pins.items():
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, identity) == with_judge
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, None) == without

@@ -9,10 +9,11 @@ the reward function's, ``reward_<profile>`` by default), show it happening:
   ``hybrid``'s rules half: the ``refused`` component). A share that climbs while rewards
   climb on safe prompts, or falls on unsafe ones while rewards hold, is a policy learning
   a phrasing the detector misreads.
-* ``injection_frac``: completions the injection detector caught (judge profiles: the
-  ``injection`` component). Anything above zero is a policy writing to the grader; a
-  share that rises and then falls back to zero while rewards keep rising deserves a look
-  at the completions: the policy may have found a phrasing the detector misses.
+* ``injection_frac``: completions the injection detector caught (judge and mix profiles:
+  the ``injection`` component), over every scored completion of the batch. Anything
+  above zero is a policy writing to the grader; a share that rises and then falls back to
+  zero while rewards keep rising deserves a look at the completions: the policy may have
+  found a phrasing the detector misses.
 
 Only completions the service scored count; a profile whose results carry neither
 component logs nothing. The service's ``/metrics`` has the same counts per profile
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from reward_server.scorers.keys import INJECTION, REFUSED, detector_hits
+from reward_server.scorers.keys import REFUSED, RULES_COMPONENTS, detector_hits
 
 __all__ = ["detector_metrics"]
 
@@ -44,9 +45,10 @@ def detector_metrics(results: Sequence[Any]) -> dict[str, float]:
     with_refusal = [c for c in scored if any(k == REFUSED or k.endswith("." + REFUSED) for k in c)]
     if with_refusal:
         out["refusal_frac"] = sum(detector_hits(c)[0] for c in with_refusal) / len(with_refusal)
-    with_injection = [c for c in scored if INJECTION in c]
-    if with_injection:
-        out["injection_frac"] = sum(detector_hits(c)[1] for c in with_injection) / len(
-            with_injection
-        )
+    # A caught result carries ``injection``, one that was not carries nothing about it: the
+    # share is over every scored result, once the batch shows a judge side at all.
+    judged = any(k not in RULES_COMPONENTS and not k.startswith("rules.")
+                 for c in scored for k in c)  # fmt: skip
+    if judged:
+        out["injection_frac"] = sum(detector_hits(c)[1] for c in scored) / len(scored)
     return out

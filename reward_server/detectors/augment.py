@@ -310,8 +310,8 @@ ALTERNATIVES: dict[str, list[str]] = {
 def refusal_examples(rng: random.Random, bodies: list[str], n: int,
                      english: int = 1) -> Iterator[tuple[str, bool]]:  # fmt: skip
     """``n`` (text, refuses) pairs per language, half each way: a refusal, alone, with a
-    second sentence, or turning to a safe alternative with content after it; or a
-    compliant opening followed by content in the same language (and, for English,
+    second sentence, or turning to a safe alternative with content after it; or content in
+    the same language, alone or after a compliant opening (and, for English,
     sometimes a real answer from ``bodies``). English gets ``english`` times as many: its
     refusals that turn to an alternative are where a real answer follows."""
     for language, lex in sorted(REFUSAL_LEXICON.items()):
@@ -332,4 +332,7 @@ def refusal_examples(rng: random.Random, bodies: list[str], n: int,
             body = " ".join(rng.sample(content, rng.randint(1, min(3, len(content)))))
             if language == "en" and bodies and rng.random() < 0.5:
                 body = rng.choice(bodies)[:300]
-            yield f"{rng.choice(lex['yes'])} {body}", False
+            if rng.random() < 0.3:  # a short answer with no opening is an answer too
+                yield rng.choice(content), False
+            else:
+                yield f"{rng.choice(lex['yes'])} {body}", False

@@ -32,8 +32,8 @@ import numpy as np
 from reward_server.detectors.text import unspace_indexed
 
 __all__ = [
-    "BITS", "STEM", "bag_buckets", "hash_tokens", "hashed", "token_buckets", "token_spans",
-    "tokens",
+    "BITS", "NULL_BUCKET", "STEM", "bag_buckets", "hash_tokens", "hashed", "token_buckets",
+    "token_spans", "tokens",
 ]  # fmt: skip
 
 #: log2 of the number of weights a model has.
@@ -194,15 +194,24 @@ def token_spans(normal: str, join_spaced: bool = False) -> list[tuple[int, int]]
             for w, f, la in unspace_indexed(words) if w != " "]  # fmt: skip
 
 
+#: The bucket no feature maps to (its weight is always 0): where a repeat of a recent token
+#: is sent, so that "judge judge judge ..." weighs what one "judge" does.
+NULL_BUCKET = 0
+#: A token equal to one of this many tokens before it is a repeat.
+REPEAT_SPAN = 4
+
+
 def _bucket(h: np.ndarray) -> np.ndarray:
-    """The weight index of each hash (uint64 below ``2**BITS``: numpy indexes with it)."""
-    return (h * _MIX) >> _SHIFT
+    """The weight index of each hash: uint64 in [1, 2**BITS) (numpy indexes with it)."""
+    return np.maximum((h * _MIX) >> _SHIFT, np.uint64(1))
 
 
 def token_buckets(hashes: np.ndarray, stems: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per token, the bucket of its unigram, of the bigram it ends (the first token's bigram
     pairs it with nothing: its slot holds the unigram's bucket, and nobody reads it) and of
-    its stem."""
+    its stem; a token that repeats one of the ``REPEAT_SPAN`` before it adds nothing (all
+    three are ``NULL_BUCKET``): a window model counts words, and a repeated word must not
+    count again and again."""
     n = len(hashes)
     if not n:
         return hashes, hashes, hashes
@@ -212,6 +221,13 @@ def token_buckets(hashes: np.ndarray, stems: np.ndarray) -> tuple[np.ndarray, ..
     every[n + 1 : 2 * n] = (hashes[:-1] * _PAIR + hashes[1:]) ^ _BIGRAM
     every[2 * n :] = stems ^ _STEM
     buckets = _bucket(every)
+    repeat = np.zeros(n, dtype=bool)
+    for back in range(1, min(REPEAT_SPAN, n - 1) + 1):
+        repeat[back:] |= hashes[back:] == hashes[:-back]
+    if repeat.any():
+        buckets[:n][repeat] = NULL_BUCKET
+        buckets[n : 2 * n][repeat] = NULL_BUCKET
+        buckets[2 * n :][repeat] = NULL_BUCKET
     return buckets[:n], buckets[n : 2 * n], buckets[2 * n :]
 
 

@@ -158,6 +158,7 @@ def injection_model(
     benign: Sequence[str],
     *,
     own_benign: Sequence[str] = (),
+    own_weight: float = 6.0,
     augment: int = 8000,
     runs_per_answer: int = 4,
     fp_target: float = 0.004,
@@ -168,7 +169,8 @@ def injection_model(
     """The injection model and its report (threshold, false positives on held-out answers).
 
     ``attacks``: grader-directed texts (``label`` True); ``benign``: real answers, of which
-    the :func:`held_out` part only sets the threshold; ``own_benign``: more negatives.
+    the :func:`held_out` part only sets the threshold; ``own_benign``: more negatives, each
+    weighing ``own_weight`` (hand-picked near misses: answers about graders and scores).
     """
     rng = random.Random(seed)
     header = dict(INJECTION_HEADER)
@@ -176,9 +178,10 @@ def injection_model(
     train = [t for t in benign if not held_out(t)]
     check = [t for t in benign if held_out(t)]
     examples: list[Example] = []
-    for text in [*train, *own_benign]:
-        examples += [Example(run, False, 1.0, "benign")
-                     for run in _run(text, rng, 3, width, runs_per_answer)]  # fmt: skip
+    for texts, weight in ((train, 1.0), (own_benign, own_weight)):
+        for text in texts:
+            examples += [Example(run, False, weight, "benign")
+                         for run in _run(text, rng, 3, width, runs_per_answer)]  # fmt: skip
     sentences = grader_sentences(rng)
     for _ in range(augment):
         sentence = next(sentences)

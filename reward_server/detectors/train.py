@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reward_server.detectors.features import BITS
+from reward_server.detectors.features import BITS, NULL_BUCKET
 from reward_server.detectors.linear import NgramModel
 
 __all__ = ["Example", "FitConfig", "cross_validate", "fit", "sigmoid"]
@@ -65,6 +65,7 @@ def fit(examples: Sequence[Example], cfg: FitConfig,
         logit = b + np.bincount(rows, weights=w[cols], minlength=n)
         err = (sigmoid(logit) - y) * sw
         g = np.bincount(cols, weights=err[rows], minlength=size) + cfg.l2 * w
+        g[NULL_BUCKET] = 0.0  # what repeats of a word are sent to: never weighs anything
         gb = float(err.sum())
         m = beta1 * m + (1 - beta1) * g
         v = beta2 * v + (1 - beta2) * g * g
@@ -76,6 +77,7 @@ def fit(examples: Sequence[Example], cfg: FitConfig,
         if progress is not None:
             progress(1)
     w[np.abs(w) < 1e-6] = 0.0  # untouched buckets exactly 0: the file compresses
+    w[NULL_BUCKET] = 0.0
     return NgramModel(w, b, 0.0, dict(cfg.header))
 
 

@@ -30,6 +30,7 @@ from reward_server.profiles import Profile
 __all__ = [
     "INJECTION",
     "REFUSED",
+    "RULES_COMPONENTS",
     "RewardKeys",
     "detector_hits",
     "part_key",
@@ -40,7 +41,9 @@ __all__ = [
 
 #: The component of a rules result that says whether the refusal detector fired (1) or not.
 REFUSED = "refused"
-_RULES = ("format", "tag", "behavior", REFUSED)
+#: A rules result's components (a judge result has others: its rubric's dimensions).
+RULES_COMPONENTS = ("format", "tag", "behavior", REFUSED)
+_RULES = RULES_COMPONENTS
 #: The component (1) and penalty (-1) of a response the injection detector caught.
 INJECTION = "injection"
 
