@@ -64,6 +64,9 @@ step-level credit, per-step evaluation):
     the outermost ``{…}``, then with ``accept`` the last balanced object it approves).
 
 ``reward_formats.lists`` — ``as_list(value) -> list`` (one value or many, as a list).
+
+``reward_formats.jsonl`` — ``read_objects(path) -> [(line number, dict)]``: JSON Lines read
+strictly, a bad line raising ``ValueError("path:line: ...")``.
 """
 
 from reward_formats.images import MIME_TYPES, data_url, is_pil_image, sniff_mime, to_data_url

@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from reward_formats import TAG_KEYS, as_list, normalise_labels, parse_labels, to_data_url
+from reward_formats.jsonl import read_objects
 
 __all__ = [
     "FORMATS",
@@ -155,18 +156,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         if not isinstance(data, list):
             raise ValueError(f"{path}: expected a JSON list of rows (or {{'data': [...]}})")
         return data
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{lineno}: not JSON: {exc}") from exc
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{lineno}: expected an object, got {type(row).__name__}")
-        rows.append(row)
-    return rows
+    return [row for _, row in read_objects(path)]
 
 
 def detect_format(rows: Iterable[Mapping[str, Any]]) -> str:

@@ -23,11 +23,11 @@ printed before the file is written.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from reward_formats.jsonl import read_objects
 from reward_server.detectors.recipes import Labelled, injection_model, refusal_model
 
 _REFUSES = {"refusal": True, "refuses": True, "true": True, "compliance": False, "false": False}
@@ -39,21 +39,11 @@ class DataError(ValueError):
 
 def _lines(path: Path) -> list[tuple[int, dict]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        return read_objects(path)
     except OSError as exc:
         raise DataError(f"{path}: {exc.strerror or exc}") from None
-    out = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: not JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object")
-        out.append((number, row))
-    return out
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def refusal_rows(path: Path, source: str = "yours") -> list[Labelled]:
