@@ -123,8 +123,8 @@ BUILTIN_PROFILES: dict[str, Profile] = {
         Profile(
             "safegrpo_plus",
             "rules",
-            "SafeGRPO's formula with a refusal detector that handles curly apostrophes, "
-            "\"I won't\", and non-refusals containing refusal words. Needs labels.combine_tag.",
+            "SafeGRPO's formula with a refusal detector learned from public labelled answers "
+            "of real chat models (the prompt decides a bare \"No.\"). Needs labels.combine_tag.",
             refusal="plus",
         ),
         Profile(

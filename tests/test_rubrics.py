@@ -231,7 +231,7 @@ def test_cache_keys_of_the_built_in_profiles_did_not_move():
     """``safer_vlm`` and ``hybrid`` hash as pinned (see the comment above the test)."""
     identity = {"model": "m", "mode": "logprob", "prompt": BUILT_IN_PROMPT_VERSION}
     pins = {"safer_vlm": ("03f1f6db8938c022", "7dcd534c97f4a28b"),
-            "hybrid": ("8d4b0169cb467155", "9de848057f9e38c4")}
+            "hybrid": ("f1b4fb46e414025e", "2506eaef0b13df22")}
     for name, (with_judge, without) in pins.items():
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, identity) == with_judge
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, None) == without
