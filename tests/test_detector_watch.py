@@ -13,8 +13,8 @@ import re
 import httpx
 import pytest
 
-from tests.fakes.scripted_openai import ChatRequest, ScriptedOpenAIServer
-from tests.fakes.servers import RewardServer
+from tests.fakes.scripted_openai import ChatRequest
+from tests.fakes.servers import judged_reward_server
 from trainer.steps import StepLoggingReward
 
 MODEL = "scripted-judge"
@@ -40,11 +40,7 @@ def judge_reply(request: ChatRequest) -> str:
 
 @pytest.fixture(scope="module")
 def service():
-    with ScriptedOpenAIServer(judge_reply, model=MODEL) as judge, RewardServer(
-        {"REWARD_JUDGE_BACKEND": "openai", "REWARD_JUDGE_MODEL": MODEL,
-         "REWARD_JUDGE_BASE_URL": judge.url, "REWARD_JUDGE_MAX_WAIT_MS": "5"},
-        ready_path="/ready",
-    ) as server:
+    with judged_reward_server(judge_reply, model=MODEL) as server:
         yield server
 
 

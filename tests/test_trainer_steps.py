@@ -20,8 +20,8 @@ from types import SimpleNamespace
 import pytest
 
 from clients import RewardClient
-from tests.fakes.scripted_openai import ChatRequest, ScriptedOpenAIServer
-from tests.fakes.servers import RewardServer
+from tests.fakes.scripted_openai import ChatRequest
+from tests.fakes.servers import judged_reward_server
 from trainer.benchmarks import Benchmark, BenchmarkItem
 from trainer.eval import EvaluateArguments, evaluate_benchmark
 from trainer.eval.report import write_report
@@ -60,11 +60,7 @@ RESPONSES = [
 
 @pytest.fixture(scope="module")
 def service():
-    with ScriptedOpenAIServer(judge_reply, model=MODEL) as judge, RewardServer(
-        {"REWARD_JUDGE_BACKEND": "openai", "REWARD_JUDGE_MODEL": MODEL,
-         "REWARD_JUDGE_BASE_URL": judge.url, "REWARD_JUDGE_MAX_WAIT_MS": "5"},
-        ready_path="/ready",
-    ) as server:
+    with judged_reward_server(judge_reply, model=MODEL) as server:
         yield server
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from reward_server.scorers.keys import REFUSED, RULES_COMPONENTS, detector_hits
+from reward_server.scorers.keys import RULES_COMPONENTS, detector_hits, is_refused_key
 
 __all__ = ["detector_metrics"]
 
@@ -42,7 +42,7 @@ def detector_metrics(results: Sequence[Any]) -> dict[str, float]:
     """
     scored = [getattr(r, "components", None) or {} for r in results if getattr(r, "ok", False)]
     out = {}
-    with_refusal = [c for c in scored if any(k == REFUSED or k.endswith("." + REFUSED) for k in c)]
+    with_refusal = [c for c in scored if any(map(is_refused_key, c))]
     if with_refusal:
         out["refusal_frac"] = sum(detector_hits(c)[0] for c in with_refusal) / len(with_refusal)
     # A caught result carries ``injection``, one that was not carries nothing about it: the

@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.fidelity.build import DEFAULT_OUT, ensure_built
 from bench.fidelity.sources import SOURCES
-from bench.fidelity.train import INJECTION_TRAIN, _source_rows, own_benign, planted_catch
+from bench.fidelity.train import INJECTION_TRAIN, own_benign, planted_catch, source_rows
 from reward_server.detectors import shipped_model
 from reward_server.detectors.recipes import held_out
 from reward_server.scorers.injection import detect_injection
@@ -53,7 +53,7 @@ def _rows_of(data: Path, kind: str, pypi_only: bool, use: str | None = None) -> 
     """Built rows per source of ``kind``; only the PyPI-pinned sources with ``pypi_only``
     (what CI can rebuild)."""
     pypi = {s.name for s in SOURCES if s.origin.startswith("pypi:")}
-    return {name: rows for name, rows in _source_rows(data, kind, use).items()
+    return {name: rows for name, rows in source_rows(data, kind, use).items()
             if not pypi_only or name in pypi}  # fmt: skip
 
 

@@ -42,7 +42,7 @@ def _rows(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _source_rows(data: Path, kind: str, use: str | None = None) -> dict[str, list[dict]]:
+def source_rows(data: Path, kind: str, use: str | None = None) -> dict[str, list[dict]]:
     out = {}
     for s in SOURCES:
         path = data / kind / f"{s.name}.jsonl"
@@ -53,8 +53,8 @@ def _source_rows(data: Path, kind: str, use: str | None = None) -> dict[str, lis
 
 def benign_answers(data: Path, use: str = "train") -> list[str]:
     """Real answers of the benign and refusal sources (both are answers a policy writes)."""
-    texts = [r["text"] for rows in _source_rows(data, "benign", use).values() for r in rows]
-    texts += [r["answer"] for rows in _source_rows(data, "refusal", use).values() for r in rows]
+    texts = [r["text"] for rows in source_rows(data, "benign", use).values() for r in rows]
+    texts += [r["answer"] for rows in source_rows(data, "refusal", use).values() for r in rows]
     return texts
 
 
@@ -62,14 +62,14 @@ def refusal_rows(data: Path) -> list[Labelled]:
     rows = [
         Labelled(r["answer"], r["label"] == "refusal", name, r.get("prompt", ""),
                  family=r.get("family", ""), lang=r.get("lang", ""))
-        for name, source in _source_rows(data, "refusal", "train").items()
+        for name, source in source_rows(data, "refusal", "train").items()
         for r in source
         if r["label"] in ("refusal", "compliance")
     ]
     # Answers to ordinary instructions (AlpacaEval, MT-Bench): compliant by construction.
     rows += [
         Labelled(r["text"], False, name, r.get("prompt", ""), lang=r.get("lang", ""))
-        for name, source in _source_rows(data, "benign", "train").items()
+        for name, source in source_rows(data, "benign", "train").items()
         for r in source
     ]
     for name in ("refusal_answers", "refusal_cases"):

@@ -152,9 +152,10 @@ def _tokens_and_hashes(
     toks = _split(normal)
     hashes = hash_tokens(toks)
     if join_spaced and _has_spaced_word(toks, hashes[0]):
-        joined = [w for w, _, _ in unspace_indexed(_with_spaces(normal, toks)) if w != " "]
+        joined = _join_spaced(_TOKEN_AT.finditer(normal), toks)
         if len(joined) != len(toks):
-            return joined, hash_tokens(joined)
+            words = [w for w, _, _ in joined]
+            return words, hash_tokens(words)
     return toks, hashes
 
 
@@ -163,35 +164,32 @@ def hashed(normal: str, join_spaced: bool = False) -> tuple[np.ndarray, np.ndarr
     return _tokens_and_hashes(normal, join_spaced)[1]
 
 
-def _with_spaces(normal: str, toks: list[str]) -> list[str]:
-    """``toks`` with a " " token wherever a space separated two of them in ``normal`` (so
-    "g r a d e r" can join while "u.s. e.g." does not)."""
-    out: list[str] = []
+def _join_spaced(matches, toks: list[str]) -> list[tuple[str, int, int]]:
+    """``toks`` with spaced-out words joined (``unspace_indexed``), each with its first and
+    last token index. A space between two tokens in the text (``matches`` are their
+    ``_TOKEN_AT`` matches) is passed on as a " " token, so "g r a d e r" joins while
+    "u.s. e.g." does not."""
+    words: list[str] = []
+    index: list[int] = []  # token index of each word (-1 for a space)
     previous_end = 0
-    for (start, end), tok in zip(token_spans(normal), toks, strict=False):
-        if out and start > previous_end:
-            out.append(" ")
-        out.append(tok)
-        previous_end = end
-    return out
+    for i, (match, tok) in enumerate(zip(matches, toks, strict=False)):
+        if words and match.start() > previous_end:
+            words.append(" ")
+            index.append(-1)
+        words.append(tok)
+        index.append(i)
+        previous_end = match.end()
+    return [(w, index[f], index[la]) for w, f, la in unspace_indexed(words) if w != " "]
 
 
 def token_spans(normal: str, join_spaced: bool = False) -> list[tuple[int, int]]:
     """Where each token is in ``normal`` (start, end exclusive); a joined word spans its
     letters. The slow path: only to point at a detector's hit."""
-    spans = [m.span() for m in _TOKEN_AT.finditer(normal)]
+    matches = list(_TOKEN_AT.finditer(normal))
+    spans = [m.span() for m in matches]
     if not join_spaced:
         return spans
-    toks = [normal[s:e] for s, e in spans]
-    words, index = [], []
-    for i, ((start, _), tok) in enumerate(zip(spans, toks, strict=True)):
-        if words and start > spans[i - 1][1]:
-            words.append(" ")
-            index.append(-1)
-        words.append(tok)
-        index.append(i)
-    return [(spans[index[f]][0], spans[index[la]][1])
-            for w, f, la in unspace_indexed(words) if w != " "]  # fmt: skip
+    return [(spans[f][0], spans[la][1]) for _, f, la in _join_spaced(matches, _split(normal))]
 
 
 #: The bucket no feature maps to (its weight is always 0): where a repeat of a recent token

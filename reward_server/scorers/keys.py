@@ -33,6 +33,7 @@ __all__ = [
     "RULES_COMPONENTS",
     "RewardKeys",
     "detector_hits",
+    "is_refused_key",
     "part_key",
     "part_prefixes",
     "reward_keys",
@@ -119,6 +120,15 @@ def reward_keys(profile: Profile, profiles: Mapping[str, Profile]) -> RewardKeys
     )
 
 
+def is_refused_key(name: str) -> bool:
+    """Whether a component name is the refusal detector's, under any part prefix.
+
+    >>> is_refused_key("refused"), is_refused_key("rules.refused"), is_refused_key("tag")
+    (True, True, False)
+    """
+    return name == REFUSED or name.endswith("." + REFUSED)
+
+
 def detector_hits(components: Mapping[str, float] | None) -> tuple[bool, bool]:
     """Whether a result says (refusal detector fired, injection detector fired), under any
     part prefix a mix gave it.
@@ -128,6 +138,5 @@ def detector_hits(components: Mapping[str, float] | None) -> tuple[bool, bool]:
     """
     if not components:
         return False, False
-    refused = any(v == 1.0 for k, v in components.items()
-                  if k == REFUSED or k.endswith("." + REFUSED))  # fmt: skip
+    refused = any(v == 1.0 for k, v in components.items() if is_refused_key(k))
     return refused, components.get(INJECTION) == 1.0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 
@@ -55,3 +57,17 @@ class RewardServer(_Process):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def judged_reward_server(reply: Callable, model: str = "scripted-judge") -> Iterator[RewardServer]:
+    """The service with the ``openai`` judge backend pointed at a scripted judge that
+    answers every chat request with ``reply(request)``; ready when yielded."""
+    from tests.fakes.scripted_openai import ScriptedOpenAIServer
+
+    with ScriptedOpenAIServer(reply, model=model) as judge, RewardServer(
+        {"REWARD_JUDGE_BACKEND": "openai", "REWARD_JUDGE_MODEL": model,
+         "REWARD_JUDGE_BASE_URL": judge.url, "REWARD_JUDGE_MAX_WAIT_MS": "5"},
+        ready_path="/ready",
+    ) as server:
+        yield server
