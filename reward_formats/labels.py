@@ -5,7 +5,8 @@ whitespace; ``""`` and ``null`` mean unknown. Any other value, or a key ending i
 that is not one of ``TAG_KEYS`` (a typo such as ``combined_tag``, which would otherwise
 silently turn a labelled sample into an unlabelled one), is a ``LabelError`` naming the key
 and what is accepted. Other keys are dataset metadata (``category``, ``source``) and are
-ignored.
+ignored, but their values must be scalars (a string, number, boolean or null): a list or
+an object there is a ``LabelError`` too, so a label never carries a structure of any size.
 
 A label may arrive as a mapping, a JSON string of one, or a bare ``safe``/``unsafe`` string
 (taken as ``combine_tag``, as OpenRLHF datasets often carry only that).
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "MAX_LABEL_CHARS",
     "TAG_KEYS",
     "TAG_VALUES",
     "LabelError",
@@ -30,6 +32,11 @@ __all__ = [
 
 TAG_KEYS: tuple[str, ...] = ("image_tag", "text_tag", "combine_tag")
 TAG_VALUES: tuple[str, ...] = ("safe", "unsafe")
+
+
+#: The longest label string ``parse_labels`` decodes as JSON: three tags and some metadata
+#: fit many times over, and nothing longer is decoded at all.
+MAX_LABEL_CHARS = 4096
 
 
 class LabelError(ValueError):
@@ -97,7 +104,15 @@ def normalise_labels(labels: Mapping[Any, Any]) -> dict[str, str]:
                 out[key] = tag
         elif is_tag_key(key):
             raise LabelError(f"label key {key!r} is not one of {', '.join(TAG_KEYS)}")
+        elif value is not None and not isinstance(value, (str, int, float)):  # bool is an int
+            raise LabelError(
+                f"label {key!r} must be a string, number, boolean or null; got {_kind(value)}"
+            )
     return {key: out[key] for key in TAG_KEYS if key in out}
+
+
+def _kind(value: Any) -> str:
+    return "an object" if isinstance(value, Mapping) else f"a {type(value).__name__}"
 
 
 def parse_labels(raw: Any) -> dict[str, str] | None:
@@ -123,6 +138,11 @@ def parse_labels(raw: Any) -> dict[str, str] | None:
             return None
         if text.lower() in TAG_VALUES:
             return {"combine_tag": text.lower()}
+        if len(text) > MAX_LABEL_CHARS:
+            raise LabelError(
+                f"label is a string of {len(text)} characters; a JSON object of labels has "
+                f"at most {MAX_LABEL_CHARS}"
+            )
         try:
             raw = json.loads(text)
         except (ValueError, RecursionError):

@@ -180,5 +180,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
 
     install_error_handlers(app)
-    app.add_middleware(_Gate, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    app.add_middleware(_Gate, max_body_bytes=settings.body_limit, metrics=metrics)
     return app

@@ -70,8 +70,18 @@ class Settings(BaseSettings):
     max_samples: int = Field(1024, ge=1, description="Samples per request.")
     max_response_chars: int = Field(65536, ge=1, description="Characters per response.")
     max_image_bytes: int = Field(10485760, ge=1, description="Bytes per decoded image.")
-    max_body_bytes: int = Field(
-        268435456, ge=1024, description="Bytes per request body (413 beyond)."
+    max_body_bytes: int | None = Field(
+        None,
+        ge=1024,
+        description="Bytes per request body (413 beyond); unset: derived from the other "
+        "limits (see body_limit).",
+    )
+    max_json_values: int | None = Field(
+        None,
+        ge=64,
+        description="JSON objects, arrays, members and items outside strings per request body "
+        "(413 beyond, counted before the body is decoded); unset: 256 per REWARD_MAX_SAMPLES "
+        "plus 4096.",
     )
     image_root: Path | None = Field(
         None, description="When set, images may be file paths inside this directory."
@@ -104,13 +114,19 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         60.0, gt=0, description="Seconds a client has to send a request's body after its headers."
     )
+    idle_timeout_s: float = Field(
+        5.0, gt=0, description="Seconds a connection may stay open without request bytes "
+        "(before its first request, and between requests when kept alive); then it is closed."
+    )
     max_connections: int = Field(
-        1000, ge=1, description="Open connections; beyond it new requests get 503 at once."
+        1000, ge=1, description="Requests in flight; beyond it new requests get 503 at once "
+        "(idle connections and /health, /ready are not counted or refused)."
     )
     log_level: str = Field("warning", description="Log level (JSON logs on stderr).")
 
     @field_validator("judge_model", "judge_base_url", "judge_api_key", "api_key", "redis_url",
-                     "profile", "get_reward_invalid", "judge_boundary_secret", mode="before")
+                     "profile", "get_reward_invalid", "judge_boundary_secret", "max_body_bytes",
+                     "max_json_values", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # docker-compose passes `VAR=` for unset variables; treat that as "not configured".
@@ -134,6 +150,24 @@ class Settings(BaseSettings):
         if self.image_root is not None and not self.image_root.is_dir():
             raise ValueError(f"REWARD_IMAGE_ROOT={self.image_root} is not a directory")
         return self
+
+    @property
+    def body_limit(self) -> int:
+        """``REWARD_MAX_BODY_BYTES``, or what the other limits let a body carry: the request's
+        images in base64, ``2 * REWARD_MAX_RESPONSE_CHARS`` bytes of text per sample (a prompt
+        and a response as long, or a response of two-byte characters) and 1 MiB more.
+        Lowering ``REWARD_MAX_SAMPLES`` lowers it too."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        images = -(-self.max_request_image_bytes * 4 // 3)
+        return images + self.max_samples * 2 * self.max_response_chars + 2**20
+
+    @property
+    def json_value_limit(self) -> int:
+        """``REWARD_MAX_JSON_VALUES``, or 256 per sample plus 4096."""
+        if self.max_json_values is not None:
+            return self.max_json_values
+        return 256 * self.max_samples + 4096
 
     @property
     def has_judge(self) -> bool:

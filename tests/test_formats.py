@@ -332,7 +332,9 @@ def test_parse_labels(raw, expected):
         ("maybe", "neither a JSON object nor safe/unsafe"),  # neither JSON nor a tag
         ("[1, 2]", "must be a JSON object"),  # JSON, not an object
         (["safe"], "must be a JSON object"),  # not a mapping
-        ("[" * 100_000, "neither a JSON object"),  # deep nesting is not a crash
+        ("[" * 4_000, "neither a JSON object"),  # deep nesting is not a crash
+        ("[" * 100_000, "at most 4096"),  # too long to be labels: never decoded
+        ({"combine_tag": "safe", "category": ["a"]}, "'category' must be a string, number"),
     ],
 )
 def test_parse_labels_rejects(raw, needle):

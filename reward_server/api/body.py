@@ -1,19 +1,33 @@
-"""JSON request bodies parsed by pydantic-core straight from bytes.
+"""JSON request bodies parsed by pydantic-core straight from bytes, within bounded memory.
 
 FastAPI's default path runs ``json.loads`` and then validates the Python objects, and it
 ignores bodies whose content type is not JSON (``curl -d`` sends form encoding). Parsing
 the raw bytes with ``model_validate_json`` is one pass, accepts any content type, and keeps
 FastAPI's 422 error shape. The models still appear in the OpenAPI document.
+
+Why values are counted first: text costs memory in proportion to its bytes, but JSON
+structure does not. ``[{},{},…]`` is three bytes an object, and each becomes a Python
+object of some 60 bytes (more while pydantic-core builds an error that quotes it), so a
+60 MB body of them grew the process by 2 GB. :func:`count_values` counts the objects,
+arrays, members and items outside strings before anything is decoded (a C-level count
+for an ordinary body, a walk from string to string only when that count is over the
+limit), and a body over ``REWARD_MAX_JSON_VALUES`` is a 413. What is decoded is then at
+most a small constant times the body's size. A large body is counted and parsed in a
+worker thread, so the event loop keeps serving ``/health``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ValidationError
+
+from reward_server.errors import PayloadTooLarge
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,11 +41,83 @@ _SURROGATE_HINT = (
 )
 
 
+#: Bodies up to this size are counted and parsed inline: a thread hop costs more.
+INLINE_BODY_BYTES = 256 * 1024
+#: The bytes that make a JSON value or a member outside strings: each object or array
+#: opens with one, each further item or member follows a comma, each member has a colon.
+_VALUE_BYTES = (b"{", b"[", b",", b":")
+# The rest of a string literal after its opening quote, escapes included.
+_STRING_REST = re.compile(rb'(?:[^"\\]++|\\.)*+"', re.DOTALL)
+
+
+def count_values(raw: bytes, limit: int) -> int:
+    """A count of the ``{``, ``[``, ``,`` and ``:`` in ``raw`` that is at most ``limit``
+    exactly when those outside its string literals are. Under the limit it may include
+    some inside strings; over it, the walk stops as soon as the limit is passed.
+
+    Linear in ``len(raw)``: the walk's steps are bounded by ``limit``, since every string
+    after the first follows one of the counted bytes.
+
+    >>> count_values(b'[1, "a,b,c,d"]', 3)  # the commas in the string do not count
+    2
+    >>> count_values(b'[{},{},{},{}]', 3) > 3
+    True
+    """
+    cheap = sum(raw.count(b) for b in _VALUE_BYTES)  # strings' commas included: an upper bound
+    if cheap <= limit:
+        return cheap
+    count, pos, end = 0, 0, len(raw)
+    while True:
+        quote = raw.find(b'"', pos)
+        stop = end if quote < 0 else quote
+        count += sum(raw.count(b, pos, stop) for b in _VALUE_BYTES)
+        if count > limit or quote < 0:
+            return count
+        close = raw.find(b'"', quote + 1)
+        if close < 0:
+            return count  # an unterminated string: the parser names the error
+        if raw[close - 1] == 0x5C:  # a backslash before it: read the escapes properly
+            match = _STRING_REST.match(raw, quote + 1)
+            if match is None:
+                return count
+            close = match.end() - 1
+        pos = close + 1
+
+
+def check_values(raw: bytes, limit: int) -> None:
+    """Raise ``PayloadTooLarge`` (413) when ``raw`` holds more than ``limit`` JSON values."""
+    if count_values(raw, limit) > limit:
+        raise PayloadTooLarge(
+            f"body: more than REWARD_MAX_JSON_VALUES={limit} JSON objects, arrays, members "
+            "and items outside strings"
+        )
+
+
+async def read_body(model: type[M], raw: bytes, max_values: int) -> M:
+    """``raw`` parsed as ``model`` after :func:`check_values`; in a worker thread when it is
+    larger than ``INLINE_BODY_BYTES``.
+
+    Raises:
+        PayloadTooLarge: too many JSON values.
+        RequestValidationError: malformed JSON or a field of the wrong type (422).
+    """
+    if len(raw) <= INLINE_BODY_BYTES:
+        return _checked_parse(model, raw, max_values)
+    return await asyncio.to_thread(_checked_parse, model, raw, max_values)
+
+
+def _checked_parse(model: type[M], raw: bytes, max_values: int) -> M:
+    check_values(raw, max_values)
+    return parse_body(model, raw)
+
+
 def parse_body(model: type[M], raw: bytes) -> M:
+    """``raw`` parsed and validated as ``model``; errors in FastAPI's 422 shape."""
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        errors = [_located(e) for e in exc.errors(include_url=False)]
+        # Without the offending input: quoting a huge value would build it in Python.
+        errors = [_located(e) for e in exc.errors(include_url=False, include_input=False)]
         raise RequestValidationError(errors) from None
 
 

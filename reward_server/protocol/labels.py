@@ -2,7 +2,8 @@
 
 Label values are case- and whitespace-insensitive; a bad value, or a ``*_tag`` key that is
 not one of the three, makes only that sample ``invalid`` with an error naming the key and
-the accepted values (``reward_formats.labels`` words it); other keys are ignored.
+the accepted values (``reward_formats.labels`` words it); other keys are ignored when
+their values are scalars (string, number, boolean, null).
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ class LabelsIn(BaseModel):
     Per the contract, a bad value or a ``*_tag`` key that is not one of the three (a typo
     such as ``combined_tag``) makes only that sample ``invalid``, never the request (a
     dataset's typo must not stop a training run); other keys (``category``, ``source``)
-    are dataset metadata and ignored.
+    are dataset metadata and ignored, as long as each holds a scalar (a list or an object
+    there also makes its sample ``invalid``: a label never carries a structure).
     """
 
     model_config = ConfigDict(extra="allow")

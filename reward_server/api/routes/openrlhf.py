@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from reward_server.api.body import body_schema, parse_body
+from reward_server.api.body import body_schema, read_body
 from reward_server.api.deps import ApiKeyDep, ServiceDep, SettingsDep
 from reward_server.api.limits import check_openrlhf_request
 from reward_server.domain import Sample, ScoreOutcome
@@ -78,7 +78,7 @@ async def get_reward(
     has the same keys in every reply. A judge failure is retried inside the request for up
     to ``REWARD_GET_REWARD_JUDGE_RETRY_S`` seconds before the 503.
     """
-    body = parse_body(OpenRLHFRequest, await request.body())
+    body = await read_body(OpenRLHFRequest, await request.body(), settings.json_value_limit)
     check_openrlhf_request(body, settings)
     chars = sum(map(len, body.query)) + sum(map(len, body.prompts or ()))
     samples, methods = await run_sized(chars, body.to_samples, settings.max_response_chars)

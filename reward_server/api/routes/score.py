@@ -7,7 +7,7 @@ import asyncio
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from reward_server.api.body import body_schema, parse_body
+from reward_server.api.body import body_schema, read_body
 from reward_server.api.deps import ApiKeyDep, LoaderDep, ServiceDep, SettingsDep
 from reward_server.api.limits import check_score_request
 from reward_server.domain import Sample
@@ -62,7 +62,7 @@ async def score(
     A sample that cannot be scored comes back ``invalid`` with ``reward: null`` and a
     reason; its neighbours are unaffected.
     """
-    body = parse_body(ScoreRequest, await request.body())
+    body = await read_body(ScoreRequest, await request.body(), settings.json_value_limit)
     has_images = check_score_request(body, settings)
     samples = await decode_samples(body, loader, settings.max_request_image_bytes, has_images)
     outcome = await service.score(body.profile, samples)
