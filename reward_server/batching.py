@@ -35,6 +35,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
+from reward_server.elastic import ElasticSlots, Hold
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -112,6 +114,10 @@ class MicroBatcher(Generic[T, R]):
         max_queue: most items waiting for a batch.
         concurrency: handler calls that may run at the same time (1 for an in-process
             model; more for a remote server that batches on its side too).
+        max_stalled: handler calls that may give their concurrency slot back because they
+            run far longer than calls usually do (``reward_server.elastic``), so that a few
+            hung calls to a remote server do not hold every later batch; 0: never.
+        stall_bounds_s: the least and the most time a call runs before it counts as stalled.
         observer: where queue depth, batch sizes and handler latency go.
         clock: the time source (``MonotonicClock`` by default).
     """
@@ -124,6 +130,8 @@ class MicroBatcher(Generic[T, R]):
         max_wait_ms: float,
         max_queue: int = 4096,
         concurrency: int = 1,
+        max_stalled: int = 0,
+        stall_bounds_s: tuple[float, float] = (1.0, 30.0),
         observer: BatchObserver | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -134,11 +142,13 @@ class MicroBatcher(Generic[T, R]):
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.concurrency = concurrency
+        self.max_stalled = max_stalled
+        self.stall_bounds_s = stall_bounds_s
         self.observer = observer or BatchObserver()
         self.clock: Clock = clock or MonotonicClock()
         self._pending: deque[tuple[T, asyncio.Future[R], float]] = deque()
         self._arrived: asyncio.Event | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: ElasticSlots | None = None
         self._worker: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -156,7 +166,7 @@ class MicroBatcher(Generic[T, R]):
             self._pending.clear()
         if self._worker is None or self._worker.done():
             self._arrived = asyncio.Event()
-            self._slots = asyncio.Semaphore(self.concurrency)
+            self._slots = ElasticSlots(self.concurrency, self.max_stalled, *self.stall_bounds_s)
             self._worker = asyncio.create_task(self._run(), name="micro-batcher")
 
     async def submit(self, item: T) -> R:
@@ -209,16 +219,16 @@ class MicroBatcher(Generic[T, R]):
     async def _run(self) -> None:
         assert self._arrived is not None and self._slots is not None
         while True:
-            await self._slots.acquire()
+            hold = await self._slots.acquire()
             try:
                 batch = await self._collect()
             except BaseException:
-                self._slots.release()
+                hold.release()
                 raise
             if not batch:
-                self._slots.release()
+                hold.release()
                 continue
-            task = asyncio.create_task(self._handle(batch))
+            task = asyncio.create_task(self._handle(batch, hold))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
@@ -251,8 +261,7 @@ class MicroBatcher(Generic[T, R]):
         assert self._arrived is not None
         self._arrived.set()
 
-    async def _handle(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
-        assert self._slots is not None
+    async def _handle(self, batch: list[tuple[T, asyncio.Future[R]]], hold: Hold) -> None:
         start = self.clock.now()
         try:
             self.observer.batch_started(len(batch))
@@ -274,7 +283,7 @@ class MicroBatcher(Generic[T, R]):
                 raise
         finally:
             self.observer.batch_finished(len(batch), self.clock.now() - start)
-            self._slots.release()
+            hold.release()
 
     async def aclose(self) -> None:
         """Stop the worker; callers still waiting get ``BatcherClosed``."""

@@ -59,6 +59,7 @@ from reward_server.judge.backends.base import (
     Failure,
     JudgeBackend,
     NoAnswer,
+    stall_bounds,
 )
 from reward_server.judge.boundary import Boundary
 from reward_server.judge.config import JudgeConfig
@@ -165,6 +166,8 @@ class JudgeEngine:
             max_wait_ms=config.max_wait_ms,
             max_queue=config.max_queue,
             concurrency=backend.concurrency,
+            max_stalled=backend.max_stalled_batches,
+            stall_bounds_s=stall_bounds(config.timeout_s),
             observer=JudgeBatchMetrics(self.metrics),
         )
 

@@ -61,12 +61,23 @@ class NoAnswer:
     kind: str = "timeout"
 
 
+def stall_bounds(timeout_s: float) -> tuple[float, float]:
+    """The least and the most time a judge call or batch runs before it counts as stalled:
+    1 s, and a quarter of the timeout (at most 30 s), so a healthy sample waits for hung
+    calls a fraction of the time they take to time out."""
+    ceiling = min(30.0, timeout_s / 4)
+    return min(1.0, ceiling), ceiling
+
+
 class JudgeBackend(ABC):
     """One way of running the judge model (``REWARD_JUDGE_BACKEND``).
 
     Attributes:
         name: the ``REWARD_JUDGE_BACKEND`` value.
         concurrency: batches the batcher may run at once against this backend.
+        max_stalled_batches: batches that may give their slot back when they run far
+            longer than usual (a remote judge's hung calls; ``reward_server.elastic``); 0
+            for an in-process model, where another batch would only queue behind it.
         sees_images: whether the model takes images (known once loaded).
         score_prefix_space: whether a ``logprob`` prefix ends with a space before the
             number (``False`` when the tokenizer fuses a space into the digit token).
@@ -74,6 +85,7 @@ class JudgeBackend(ABC):
 
     name: ClassVar[str] = "base"
     concurrency: int = 1
+    max_stalled_batches: int = 0
 
     def __init__(self, config: JudgeConfig) -> None:
         self.config = config

@@ -45,7 +45,7 @@ async def post_chat(
     timeout_hint: str,
     jitter: bool = True,
     retry_timeouts: bool = False,
-    gate: AbstractAsyncContextManager[Any] | None = None,
+    gate: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
     headers: dict[str, str] | None = None,
     on_attempt: Callable[[], None] | None = None,
 ) -> dict[str, Any] | Failure | NoAnswer:
@@ -55,7 +55,8 @@ async def post_chat(
         backoff_s: wait before the second try; it doubles each try (times 1–2 with ``jitter``).
         timeout_hint: names the timeout in a ``NoAnswer`` reason (e.g.
             ``REWARD_JUDGE_TIMEOUT_S=120``), so the operator knows which knob to turn.
-        gate: held around each send (the service's bound on calls in flight).
+        gate: makes the context held around each send (the service's bound on calls in
+            flight).
         on_attempt: called before each send (a counter for tests and logs).
 
     Raises:
@@ -69,7 +70,7 @@ async def post_chat(
         if on_attempt is not None:
             on_attempt()
         try:
-            async with gate if gate is not None else nullcontext():
+            async with gate() if gate is not None else nullcontext():
                 response = await client.post(url, json=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             missing = NoAnswer(f"unreachable: {url}: {type(exc).__name__}: {exc}", "connect")

@@ -43,6 +43,7 @@ from typing import Any
 
 import httpx
 
+from reward_server.elastic import ElasticSlots
 from reward_server.errors import ScorerUnavailable
 from reward_server.judge.backends.base import (
     FAILED,
@@ -51,6 +52,7 @@ from reward_server.judge.backends.base import (
     Failure,
     JudgeBackend,
     NoAnswer,
+    stall_bounds,
 )
 from reward_server.judge.backends.chat_call import ChatRefused, post_chat
 from reward_server.judge.backends.openai_wire import (
@@ -83,6 +85,7 @@ class OpenAIBackend(JudgeBackend):
 
     name = "openai"
     concurrency = 4  # the server batches on its side; overlap our batches with its work
+    max_stalled_batches = 16  # batches whose calls hang give their slot back (elastic.py)
 
     def __init__(
         self, config: JudgeConfig, transport: httpx.AsyncBaseTransport | None = None
@@ -97,7 +100,7 @@ class OpenAIBackend(JudgeBackend):
         self._client: httpx.AsyncClient | None = None
         self._probe_client: httpx.AsyncClient | None = None
         self._in_flight = max(16, config.max_batch)
-        self._gate: asyncio.Semaphore | None = None
+        self._gate: ElasticSlots | None = None
         self._wake: asyncio.Event | None = None
 
     def _make_client(self, connections: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
@@ -114,13 +117,14 @@ class OpenAIBackend(JudgeBackend):
 
     @property
     def client(self) -> httpx.AsyncClient:
-        """The scoring client (``max(16, REWARD_JUDGE_MAX_BATCH)`` connections)."""
+        """The scoring client: ``max(16, REWARD_JUDGE_MAX_BATCH)`` calls in flight, and as
+        many again for calls that stalled (``reward_server.elastic``), each its connection."""
         if self._client is None:
             timeout = self.config.timeout_s
             self._client = self._make_client(
-                self._in_flight, httpx.Timeout(timeout, connect=min(10.0, timeout))
+                2 * self._in_flight, httpx.Timeout(timeout, connect=min(10.0, timeout))
             )
-            self._gate = asyncio.Semaphore(self._in_flight)
+            self._gate = ElasticSlots(self._in_flight, self._in_flight, *stall_bounds(timeout))
             self._wake = asyncio.Event()
         return self._client
 
@@ -202,7 +206,7 @@ class OpenAIBackend(JudgeBackend):
         assert self._gate is not None
         return await post_chat(
             self.client, f"{self.base_url}/chat/completions", body,
-            attempts=MAX_ATTEMPTS, backoff_s=BACKOFF_S, gate=self._gate,
+            attempts=MAX_ATTEMPTS, backoff_s=BACKOFF_S, gate=self._gate.held,
             timeout_hint=f"REWARD_JUDGE_TIMEOUT_S={self.config.timeout_s}",
         )
 
