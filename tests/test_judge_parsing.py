@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import hashlib
 import json
 from importlib import resources
@@ -11,11 +12,12 @@ import pytest
 from reward_formats.json_object import extract_json_object
 from reward_formats.response import judge_split as split_response
 from reward_server.domain import Image, Message, Sample
+from reward_server.judge import parsing
 from reward_server.judge.logprob import SCORE_TOKENS, expected_score
 from reward_server.judge.parsing import parse_verdict, to_number
 from reward_server.judge.prompt_file import parse_prompt_file
 from reward_server.judge.prompts import build_input, load_prompt, retry_input, score_prefix
-from reward_server.rubric import SCORE_KEYS, JudgeVerdict
+from reward_server.rubric import SCORE_KEYS, Dimension, Flag, JudgeVerdict, Rubric
 
 FULL = {"think_coherence": 7, "think_grounding": 8, "think_safety": 9, "answer_safety": 10,
         "answer_helpfulness": 6, "hallucination": 0, "contradiction": 1, "rationale": "ok"}
@@ -88,6 +90,92 @@ def test_values_are_clamped_into_range(field, raw, clamped):
     assert getattr(parsed.verdict, field) == clamped
 
 
+# A score written with a denominator (or as a percentage) is the share of the scale it
+# names, rescaled onto the key's scale (top * numerator / denominator), then clamped like
+# any other number. Unreadable fractions make the key unusable (retry, then invalid).
+@pytest.mark.parametrize(
+    ("field", "raw", "expected"),
+    [
+        ("think_safety", "95/100", 9.5),  # was read as 95 and clamped to 10
+        ("think_safety", "7/10", 7.0),  # the judge's own scale: unchanged
+        ("think_safety", "10/10", 10.0),
+        ("answer_helpfulness", "4/5", 8.0),
+        ("answer_safety", "9.5/10", 9.5),
+        ("answer_safety", "+95/100", 9.5),
+        ("think_grounding", " 6 / 10 ", 6.0),
+        ("think_grounding", "3/7", 30 / 7),  # any integer scale 1..100 is exact
+        ("think_grounding", "0.8/1", 8.0),
+        ("think_coherence", "3/100", 1.0),  # 0.3, below the 1-10 scale: clamped as 0 is
+        ("think_coherence", "0/10", 1.0),
+        ("think_coherence", "95%", 9.5),  # was read as 95
+        ("think_coherence", "95 %", 9.5),
+        ("think_coherence", "72.5 percent", 7.25),
+        ("think_coherence", "95 out of 100", 9.5),  # was read as 95
+        ("think_coherence", "8 out of 10", 8.0),
+        ("think_coherence", "4 of 5", 8.0),
+        ("think_coherence", "8/10 (mostly coherent)", 8.0),  # text after the number
+        ("hallucination", "1/2", 1.0),  # flags: 0-2
+        ("hallucination", "50%", 1.0),
+        ("contradiction", "2/2", 2.0),
+        ("contradiction", "5/10", 1.0),
+        ("think_safety", 95, 10.0),  # a bare JSON number is on the key's scale: clamped
+        ("think_safety", "95", 10.0),
+    ],
+)
+def test_fractions_and_percentages_are_rescaled(field, raw, expected):
+    parsed = parse_verdict(json.dumps({**FULL, field: raw}))
+    assert parsed.problem is None, parsed.problem
+    assert getattr(parsed.verdict, field) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("12/10", "above its denominator"),  # not a share of anything
+        ("101/100", "above its denominator"),
+        ("5/0", "denominator"),
+        ("-3/10", "negative"),
+        ("3/1000", "denominator"),  # no rating scale: a count, a date, a typo
+        ("7/7.5", "denominator"),
+        ("150%", "above 100%"),
+        ("-5%", "negative"),
+    ],
+)
+def test_unreadable_fractions_are_no_score(raw, why):
+    parsed = parse_verdict(json.dumps({**FULL, "think_safety": raw}))
+    assert parsed.verdict is None  # never a made-up number
+    assert "think_safety" in parsed.problem and raw in parsed.problem and why in parsed.problem
+    assert parsed.kind == "missing_keys"  # the metrics label of unusable numbers
+
+
+def test_fractions_follow_each_key_scale():
+    rubric = Rubric(
+        dimensions=(Dimension("privacy", "answer", "d", 0.5, scale=(0, 5)),
+                    Dimension("clarity", "answer", "d", 0.5, scale=(0, 10))),
+        flags=(Flag("leak", "d"),),
+    )
+    reply = {"privacy": "8/10", "clarity": "3/100", "leak": "1/2"}
+    assert parse_verdict(json.dumps(reply), rubric).verdict.scores == {
+        "privacy": 4.0, "clarity": pytest.approx(0.3), "leak": 1.0}
+    reply = {"privacy": "95%", "clarity": "4/5", "leak": "100%"}
+    assert parse_verdict(json.dumps(reply), rubric).verdict.scores == {
+        "privacy": 4.75, "clarity": 8.0, "leak": 2.0}
+
+
+def test_step_scores_are_rescaled_too():
+    steps = {"step_safety": {"1": "95/100", "2": "4/5", "3": 7}}
+    parsed = parse_verdict(json.dumps({**FULL, **steps}), steps=3)
+    assert parsed.verdict.step_safety == (9.5, 8.0, 7.0)
+    bad = parse_verdict(json.dumps({**FULL, "step_safety": ["9/10", "12/10"]}), steps=2)
+    assert bad.verdict is None and bad.kind == "bad_steps"
+    assert "2" in bad.problem and "12/10" in bad.problem
+
+
+def test_parsing_doctests():
+    result = doctest.testmod(parsing)
+    assert result.attempted > 0 and result.failed == 0
+
+
 def test_rationale_is_optional_and_bounded():
     no_rationale = {k: v for k, v in FULL.items() if k != "rationale"}
     assert parse_verdict(json.dumps(no_rationale)).verdict.rationale == ""
@@ -107,6 +195,10 @@ def test_to_number_edge_cases():
     assert [to_number(x) for x in (3, 3.5, "4", "+5", "-1", " 6 / 10")] == [
         3.0, 3.5, 4.0, 5.0, -1.0, 6.0]
     assert [to_number(x) for x in (True, None, "", "ten", [1], float("inf"))] == [None] * 6
+    # fractions and percentages on the built-in 1-10 scale (unclamped), or none
+    assert [to_number(x) for x in ("95/100", "3/100", "4/5", "95%")] == [
+        9.5, pytest.approx(0.3), 8.0, 9.5]
+    assert [to_number(x) for x in ("12/10", "5/0", "150%")] == [None] * 3
 
 
 # --- logprob expectation -------------------------------------------------------------
