@@ -125,26 +125,43 @@ def test_keep_alive_connection_serves_requests_within_the_deadlines(strict_serve
             time.sleep(0.3)
 
 
-def test_connections_beyond_the_limit_are_refused_with_503():
-    with RewardServer(env={"REWARD_MAX_CONNECTIONS": "4", "REWARD_HEADER_TIMEOUT_S": "30"}) as srv:
-        idle = [_connect(srv.port) for _ in range(6)]
+def test_requests_in_flight_beyond_the_limit_are_refused_with_503():
+    # REWARD_MAX_CONNECTIONS bounds requests in flight (idle sockets are not counted:
+    # tests/test_serving_edges.py). Two requests are held in flight, their bodies announced
+    # and not yet sent; a third is refused at once in the service's error shape, while
+    # /health (a probe path, never refused) still answers.
+    body = b'{"samples": []}'
+    head = (b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
+    with RewardServer(env={"REWARD_MAX_CONNECTIONS": "2", "REWARD_BODY_TIMEOUT_S": "60"}) as srv:
+        held = [_connect(srv.port) for _ in range(2)]
         try:
-            time.sleep(0.3)
-            r = httpx.get(f"{srv.url}/health", timeout=5)
-            assert r.status_code == 503
+            for s in held:
+                s.sendall(head + body[:1])
+            deadline = time.monotonic() + 10  # until the server has both in flight
+            r = httpx.post(f"{srv.url}/score", json={"samples": []}, timeout=5)
+            while r.status_code == 200 and time.monotonic() < deadline:
+                time.sleep(0.05)
+                r = httpx.post(f"{srv.url}/score", json={"samples": []}, timeout=5)
+            assert r.status_code == 503, r.text
             assert "REWARD_MAX_CONNECTIONS" in r.json()["error"]  # the service's error shape
             assert r.headers["retry-after"] == "1"
+            assert r.headers["connection"] == "close"
+            assert httpx.get(f"{srv.url}/health", timeout=2).status_code == 200
+            # The held requests are served once their bodies arrive.
+            for s in held:
+                s.sendall(body[1:])
+            replies = [_read_until_closed(s) for s in held]
+            assert all(reply.startswith(b"HTTP/1.1 200") for reply in replies), replies
         finally:
-            for s in idle:
+            for s in held:
                 s.close()
-        deadline = time.monotonic() + 10
-        status = None
-        while time.monotonic() < deadline:
-            status = httpx.get(f"{srv.url}/health", timeout=5).status_code
-            if status == 200:
-                break
-            time.sleep(0.1)
-        assert status == 200
+        deadline = time.monotonic() + 10  # until the server has let them go
+        r = httpx.post(f"{srv.url}/score", json={"samples": []}, timeout=5)
+        while r.status_code == 503 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            r = httpx.post(f"{srv.url}/score", json={"samples": []}, timeout=5)
+        assert r.status_code == 200, r.text
 
 
 # --- Requests that used to hold the event loop for seconds -----------------------------------

@@ -29,16 +29,33 @@ async def get_loader(request: Request) -> ImageLoader:
     return request.app.state.image_loader
 
 
+_BEARER = b"bearer "
+_USAGE = "send exactly 'Authorization: Bearer <REWARD_API_KEY>'"
+
+
 async def require_api_key(request: Request) -> None:
-    """When ``REWARD_API_KEY`` is set, demand ``Authorization: Bearer <key>`` (constant time)."""
+    """When ``REWARD_API_KEY`` is set, demand one ``Authorization: Bearer <key>`` header.
+
+    Strict on purpose: the scheme (any case), one space, the key, nothing around it (no
+    second space, no trailing tab or no-break space; ``reward_server.serving`` keeps the
+    trailing whitespace uvicorn would drop), and exactly one such header, since proxies and
+    frameworks disagree on which of two wins. The key is compared in constant time.
+    """
     expected: str | None = request.app.state.settings.api_key
     if not expected:
         return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("missing API key: send 'Authorization: Bearer <REWARD_API_KEY>'")
-    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    values = request.headers.getlist("authorization")
+    if len(values) > 1:
+        raise Unauthorized(f"{len(values)} Authorization headers; {_USAGE}")
+    raw = values[0].encode("latin-1") if values else b""  # the bytes as sent
+    if raw[: len(_BEARER)].lower() != _BEARER or len(raw) == len(_BEARER):
+        raise Unauthorized(f"missing API key: {_USAGE}")
+    token = raw[len(_BEARER):]
+    text = token.decode("utf-8", "replace")
+    if text != text.strip():
+        raise Unauthorized(f"malformed Authorization header (whitespace around the API key); "
+                           f"{_USAGE}")
+    if not hmac.compare_digest(token, expected.encode("utf-8")):
         raise Unauthorized("invalid API key")
 
 
