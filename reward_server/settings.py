@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     )
     judge_timeout_s: float = Field(120.0, gt=0, description="Per-call judge timeout.")
     judge_max_new_tokens: int = Field(384, ge=16, description="Judge answer length (generate).")
+    judge_revision: str | None = Field(
+        None,
+        description="Your label of the judge's weights (a checkpoint step, a commit); part of "
+        "the judge's identity: change it when the weights behind the same model name change.",
+    )
     judge_device: str | None = Field(
         None, description="Device for in-process judges (`cpu`, `cuda`, `cuda:1`); auto if unset."
     )
@@ -126,7 +131,7 @@ class Settings(BaseSettings):
 
     @field_validator("judge_model", "judge_base_url", "judge_api_key", "api_key", "redis_url",
                      "profile", "get_reward_invalid", "judge_boundary_secret", "max_body_bytes",
-                     "max_json_values", mode="before")
+                     "judge_revision", "max_json_values", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # docker-compose passes `VAR=` for unset variables; treat that as "not configured".

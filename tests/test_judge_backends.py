@@ -124,8 +124,11 @@ def test_hf_loads_text_only_and_reports_it(hf, tiny_qwen2):
     assert isinstance(judge, Judge)  # the protocol the scorers rely on
     state = judge.readiness()
     assert state.ready and "text-only on cpu" in state.detail and "transformers" in state.detail
-    assert judge.identity == {"model": str(tiny_qwen2), "mode": "generate",
-                              "prompt": judge.template.version}
+    identity = judge.identity
+    assert {k: identity[k] for k in ("backend", "model", "mode", "prompt")} == {
+        "backend": "transformers", "model": str(tiny_qwen2), "mode": "generate",
+        "prompt": judge.template.version}  # fmt: skip
+    assert len(identity["weights"]) == 16  # the directory's fingerprint
     assert judge.backend.sees_images is False
     assert judge.backend.score_prefix_space is True  # this tokenizer splits " " from digits
 

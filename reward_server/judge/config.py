@@ -28,6 +28,8 @@ class JudgeConfig:
         base_url: the OpenAI-compatible server (``openai`` only).
         api_key: its key, if any (never shown in the repr).
         device: device of an in-process judge (``None``: automatic).
+        revision: the user's label of the judge's weights (``REWARD_JUDGE_REVISION``),
+            part of the judge's identity and so of every cache key.
         boundary_secret: key of the prompt's boundary markers
             (``REWARD_JUDGE_BOUNDARY_SECRET``; ``None``: random, made when the engine is
             built; never shown in the repr).
@@ -44,4 +46,5 @@ class JudgeConfig:
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
     device: str | None = None
+    revision: str | None = None
     boundary_secret: str | None = field(default=None, repr=False)

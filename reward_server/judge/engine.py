@@ -183,7 +183,18 @@ class JudgeEngine:
 
     @property
     def identity(self) -> dict[str, str]:
-        return {"model": self.model, "mode": self.mode, "prompt": self.template.version}
+        """Everything that decides what the judge says, for ``rubric_version`` and the cache
+        keys: backend, model, mode, prompt version, the answer length in ``generate`` mode,
+        what the backend knows of the weights (the endpoint and the served checkpoint of an
+        OpenAI-compatible server; a local directory's file fingerprint) and the user's
+        ``REWARD_JUDGE_REVISION``. Credentials are never part of it."""
+        identity = {"backend": self.backend.name, "model": self.model, "mode": self.mode,
+                    "prompt": self.template.version, **self.backend.served_identity()}  # fmt: skip
+        if self.mode == "generate":
+            identity["max_new_tokens"] = str(self.config.max_new_tokens)
+        if self.config.revision:
+            identity["revision"] = self.config.revision
+        return identity
 
     def readiness(self) -> Readiness:
         state, detail = self.backend.state, self.backend.detail

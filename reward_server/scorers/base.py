@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from reward_server.availability import Readiness
 from reward_server.domain import Sample, ScoreResult
@@ -23,9 +23,16 @@ class ProfileScorer(ABC):
     uses_judge: bool = False
     inline: bool = False  # True: ``score_inline`` runs synchronously on the event loop
 
-    def __init__(self, profile: Profile, rubric_version: str) -> None:
+    def __init__(self, profile: Profile, rubric_version: str | Callable[[], str]) -> None:
         self.profile = profile
-        self.rubric_version = rubric_version
+        self._version = rubric_version
+
+    @property
+    def rubric_version(self) -> str:
+        """The version now: a judge's identity may change while the service runs (the
+        server behind ``REWARD_JUDGE_BASE_URL`` restarted on another checkpoint), and with
+        it this version and every cache key."""
+        return self._version if isinstance(self._version, str) else self._version()
 
     @property
     def name(self) -> str:

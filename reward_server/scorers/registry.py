@@ -17,6 +17,7 @@ with the injection defence: a new prompt and the detector's version).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -91,10 +92,9 @@ def build_scorers(profiles: dict[str, Profile], judge: Judge | None) -> dict[str
         ProfileError: a ``rules`` profile names an unknown refusal detector (start-up).
     """
     check_refusal_detectors(profiles)
-    identity = judge.identity if judge is not None else None
     scorers: dict[str, ProfileScorer] = {}
     for name, profile in profiles.items():
-        version = rubric_version(profile, profiles, identity)
+        version = _version_of(profile, profiles, judge)
         if profile.kind == "rules":
             scorers[name] = RulesScorer(profile, version)
         elif profile.kind == "judge":
@@ -103,7 +103,32 @@ def build_scorers(profiles: dict[str, Profile], judge: Judge | None) -> dict[str
         if profile.kind == "mix":
             parts = [(w, scorers[part]) for part, w in profile.parts.items()]
             fallback = scorers[profile.fallback] if profile.fallback else None
-            scorers[name] = MixScorer(
-                profile, rubric_version(profile, profiles, identity), parts, fallback
-            )
+            scorers[name] = MixScorer(profile, _version_of(profile, profiles, judge), parts,
+                                      fallback)  # fmt: skip
     return scorers
+
+
+def _version_of(
+    profile: Profile, profiles: dict[str, Profile], judge: Judge | None
+) -> str | Callable[[], str]:
+    """A rules profile's ``rubric_version``; for one that uses the judge, a function giving
+    the version for the judge's identity at the time (computed once per identity)."""
+    if judge is None or not _uses_judge(profile, profiles):
+        return rubric_version(profile, profiles, None if judge is None else judge.identity)
+    versions: dict[bytes, str] = {}
+
+    def current() -> str:
+        identity = judge.identity
+        key = orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)
+        if key not in versions:
+            versions[key] = rubric_version(profile, profiles, identity)
+        return versions[key]
+
+    return current
+
+
+def _uses_judge(profile: Profile, profiles: dict[str, Profile]) -> bool:
+    if profile.kind != "mix":
+        return profile.kind == "judge"
+    names = {*profile.parts, *([profile.fallback] if profile.fallback else [])}
+    return any(_uses_judge(profiles[name], profiles) for name in names)

@@ -13,7 +13,8 @@ request. A *responder* decides each reply from the request:
 ``stop()`` closes the socket (connections are then refused, as with a dead judge) and
 ``start()`` serves again on the same port. ``hang()`` keeps accepting connections but
 answers nothing, readiness probes included, until ``resume()`` (a judge that froze);
-``held`` counts the chat calls waiting in it and ``probes`` every ``GET`` received.
+``held`` counts the chat calls waiting in it and ``probes`` every ``GET`` received;
+``root``, when set, is the served checkpoint's path in ``/v1/models`` (as vLLM gives it).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class ChatRequest:
 
     body: dict[str, Any]
     received: float = field(default_factory=time.monotonic)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -121,6 +123,8 @@ class ScriptedOpenAIServer:
                  port: int = 0) -> None:
         self.responder = responder
         self.model = model
+        #: What ``/v1/models`` gives as ``root`` (vLLM: the checkpoint's path); settable.
+        self.root: str | None = None
         self.requests: list[ChatRequest] = []
         self.probes = 0
         self.held = 0
@@ -174,8 +178,10 @@ class ScriptedOpenAIServer:
                 self.probes += 1
             self._wait_while_hung()
             if http.path == "/v1/models":
-                return Reply(200, {"object": "list",
-                                   "data": [{"id": self.model, "object": "model"}]})
+                entry = {"id": self.model, "object": "model"}
+                if self.root is not None:  # vLLM's path of the served checkpoint
+                    entry["root"] = self.root
+                return Reply(200, {"object": "list", "data": [entry]})
             if http.path == "/health":
                 return Reply(200, {})
             return Reply(404, {"error": {"message": "not found"}})
@@ -184,7 +190,7 @@ class ScriptedOpenAIServer:
             return Reply(404, {"error": {"message": "not found"}})
         if body.get("model") != self.model:
             return Reply(404, {"error": {"message": f"model {body.get('model')} unknown"}})
-        request = ChatRequest(body)
+        request = ChatRequest(body, headers=http.headers)
         with self._lock:
             self.requests.append(request)
             self.held += 1

@@ -27,15 +27,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from reward_server.domain import Image
 from reward_server.judge.config import JudgeConfig
 from reward_server.judge.prompts import JudgeInput
+from reward_server.redact import scrub
 
 T = TypeVar("T")
 
@@ -59,6 +62,19 @@ class NoAnswer:
 
     reason: str
     kind: str = "timeout"
+
+
+def local_fingerprint(model: str) -> dict[str, str]:
+    """``{"weights": hash}`` of a local model directory's file names, sizes and modification
+    times (no file is read); ``{}`` when ``model`` is not a directory."""
+    root = Path(model)
+    if not root.is_dir():
+        return {}
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        stat = path.stat()
+        h.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return {"weights": h.hexdigest()[:16]}
 
 
 def stall_bounds(timeout_s: float) -> tuple[float, float]:
@@ -86,6 +102,8 @@ class JudgeBackend(ABC):
     name: ClassVar[str] = "base"
     concurrency: int = 1
     max_stalled_batches: int = 0
+    #: Strings never shown in a state's detail (an API key, a password).
+    secrets: tuple[str, ...] = ()
 
     def __init__(self, config: JudgeConfig) -> None:
         self.config = config
@@ -94,9 +112,20 @@ class JudgeBackend(ABC):
         self.score_prefix_space = True
         self.state = LOADING
         self.detail = "starting"
+        self._fingerprint: dict[str, str] | None = None
 
     def set_state(self, state: str, detail: str) -> None:
-        self.state, self.detail = state, detail
+        self.state, self.detail = state, scrub(detail, self.secrets)
+
+    def served_identity(self) -> dict[str, str]:
+        """What tells this judge's weights apart beyond the model's name (the engine's
+        ``identity`` holds it): for a local directory, the names, sizes and modification
+        times of its files, so a checkpoint written over the same path is a new judge; for
+        a hub id, nothing (pin one with ``REWARD_JUDGE_REVISION``). Taken once: an
+        in-process model is loaded once."""
+        if self._fingerprint is None:
+            self._fingerprint = local_fingerprint(self.model)
+        return self._fingerprint
 
     @abstractmethod
     async def load(self) -> None:

@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -62,6 +63,7 @@ from reward_server.judge.backends.openai_wire import (
 )
 from reward_server.judge.config import JudgeConfig
 from reward_server.judge.prompts import JudgeInput
+from reward_server.redact import scrub, split_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,11 @@ class OpenAIBackend(JudgeBackend):
         super().__init__(config)
         if config.base_url is None:  # Settings checks this at startup
             raise ValueError("the openai judge backend needs REWARD_JUDGE_BASE_URL")
-        self.base_url = normalise_base_url(config.base_url)
+        # Credentials in the URL go to HTTP basic auth and out of every message and identity.
+        url, self._basic_auth = split_userinfo(config.base_url)
+        self.base_url = normalise_base_url(url)
+        self.secrets = tuple(s for s in (config.api_key, *(self._basic_auth or ())[1:]) if s)
+        self._served: dict[str, str] = {}
         self.sees_images = True
         self.detail = f"connecting to {self.base_url}"
         self._transport = transport
@@ -112,6 +118,10 @@ class OpenAIBackend(JudgeBackend):
             timeout=timeout,
             limits=httpx.Limits(max_connections=connections,
                                 max_keepalive_connections=connections),
+            # An API key is sent as a bearer token; without one, the URL's user and password
+            # as basic auth.
+            auth=httpx.BasicAuth(*self._basic_auth)
+            if self._basic_auth and not self.config.api_key else None,
             transport=self._transport,
         )
 
@@ -152,9 +162,11 @@ class OpenAIBackend(JudgeBackend):
             return
         if response.status_code == 200:
             try:
-                served = [m["id"] for m in response.json().get("data", [])]
+                models = [m for m in response.json().get("data", []) if isinstance(m, dict)]
+                served = [m["id"] for m in models]
             except (ValueError, KeyError, TypeError, AttributeError):
-                served = []
+                models, served = [], []
+            self._served = _checkpoint_of(models, self.model)
             if served and self.model not in served:
                 self.set_state(
                     FAILED, f"model {self.model!r} is not served at {self.base_url}; "
@@ -173,6 +185,12 @@ class OpenAIBackend(JudgeBackend):
             self.set_state(LOADED, f"serving at {self.base_url}")
         else:
             self.set_state(UNREACHABLE, f"{self.base_url}/models: HTTP {response.status_code}")
+
+    def served_identity(self) -> dict[str, str]:
+        """The endpoint (without credentials) and what ``/v1/models`` says it serves under
+        the name: vLLM's ``root`` (the checkpoint's path) and ``parent``, so a new
+        checkpoint behind the same ``--served-model-name`` is a new judge."""
+        return {"endpoint": self.base_url, **self._served}
 
     async def load(self) -> None:
         """Probe until the judge answers, then keep probing (runs until closed).
@@ -204,11 +222,14 @@ class OpenAIBackend(JudgeBackend):
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any] | Failure | NoAnswer:
         assert self._gate is not None
-        return await post_chat(
+        result = await post_chat(
             self.client, f"{self.base_url}/chat/completions", body,
             attempts=MAX_ATTEMPTS, backoff_s=BACKOFF_S, gate=self._gate.held,
             timeout_hint=f"REWARD_JUDGE_TIMEOUT_S={self.config.timeout_s}",
         )
+        if isinstance(result, Failure | NoAnswer):  # the server's words may echo a key
+            result = replace(result, reason=scrub(result.reason, self.secrets))
+        return result
 
     async def _post_all(
         self, bodies: list[dict[str, Any]]
@@ -219,7 +240,10 @@ class OpenAIBackend(JudgeBackend):
         except ChatRefused as exc:
             self.set_state(FAILED, str(exc))
             self._check_soon()
-            raise ScorerUnavailable(f"judge {self.model} refused: {exc}", retry_after=30) from None
+            reason = scrub(str(exc), self.secrets)
+            raise ScorerUnavailable(
+                f"judge {self.model} refused: {reason}", retry_after=30
+            ) from None
         unanswered = [r for r in results if isinstance(r, NoAnswer)]
         lost = next((r for r in unanswered if r.kind in ("connect", "transport")), None)
         if lost is not None:
@@ -292,3 +316,12 @@ class OpenAIBackend(JudgeBackend):
             if client is not None:
                 await client.aclose()
         self._client = self._probe_client = None
+
+
+def _checkpoint_of(models: list[dict[str, Any]], name: str) -> dict[str, str]:
+    """What ``/v1/models`` tells of the checkpoint served as ``name`` (vLLM: ``root``, the
+    path it loaded, and ``parent`` for an adapter); empty when it says nothing."""
+    for entry in models:
+        if entry.get("id") == name:
+            return {k: str(entry[k]) for k in ("root", "parent") if entry.get(k) is not None}
+    return {}
