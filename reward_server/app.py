@@ -22,6 +22,7 @@ from reward_server.images import ImageLoader
 from reward_server.judge.base import Judge
 from reward_server.logs import configure_logging, request_id
 from reward_server.metrics import Metrics
+from reward_server.offload import return_large_blocks
 from reward_server.profiles import load_profiles
 from reward_server.protocol import OpenRLHFRequest, ScoreRequest
 from reward_server.service import ScoringService
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. Profiles and settings are checked here, so bad config fails at start."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    return_large_blocks()  # large bodies are parsed in a worker thread (offload.py)
     profiles = load_profiles(settings.profiles_file)
     if settings.default_profile not in profiles:
         raise ValueError(

@@ -19,7 +19,9 @@ worker thread, so the event loop keeps serving ``/health``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
@@ -43,6 +45,9 @@ _SURROGATE_HINT = (
 
 #: Bodies up to this size are counted and parsed inline: a thread hop costs more.
 INLINE_BODY_BYTES = 256 * 1024
+# One thread parses every large body: parsing holds the GIL, so more threads would not parse
+# faster (and what they allocate is returned to the system: ``offload.return_large_blocks``).
+_PARSER = ThreadPoolExecutor(1, thread_name_prefix="body-parser")
 #: The bytes that make a JSON value or a member outside strings: each object or array
 #: opens with one, each further item or member follows a comma, each member has a colon.
 _VALUE_BYTES = (b"{", b"[", b",", b":")
@@ -103,7 +108,10 @@ async def read_body(model: type[M], raw: bytes, max_values: int) -> M:
     """
     if len(raw) <= INLINE_BODY_BYTES:
         return _checked_parse(model, raw, max_values)
-    return await asyncio.to_thread(_checked_parse, model, raw, max_values)
+    context = contextvars.copy_context()  # the request id goes along
+    return await asyncio.get_running_loop().run_in_executor(
+        _PARSER, context.run, _checked_parse, model, raw, max_values
+    )
 
 
 def _checked_parse(model: type[M], raw: bytes, max_values: int) -> M:
