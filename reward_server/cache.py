@@ -329,12 +329,11 @@ class RedisCache:
     async def set_many(self, items: Sequence[tuple[str, ScoreResult]]) -> None:
         if not items:
             return
-        blobs = [(KEY_PREFIX + key, CacheRecord.of(result).dumps()) for key, result in items]
 
-        async def write() -> None:
+        async def write() -> None:  # records serialised only when the breaker lets it run
             async with self._client.pipeline(transaction=False) as pipe:
-                for key, blob in blobs:
-                    pipe.set(key, blob, ex=self.ttl_s)
+                for key, result in items:
+                    pipe.set(KEY_PREFIX + key, CacheRecord.of(result).dumps(), ex=self.ttl_s)
                 await pipe.execute()
 
         await self._call("set", write)

@@ -62,7 +62,6 @@ class ElasticSlots:
     def __init__(self, size: int, max_stalled: int, floor_s: float, ceiling_s: float) -> None:
         if size < 1 or max_stalled < 0 or not 0 < floor_s <= ceiling_s:
             raise ValueError("size >= 1, max_stalled >= 0 and 0 < floor_s <= ceiling_s")
-        self.size = size
         self.max_stalled = max_stalled
         self.floor_s = floor_s
         self.ceiling_s = ceiling_s

@@ -168,12 +168,12 @@ class ImageLoader:
         if "\x00" in ref:
             raise ImageError(f"{where}: invalid path")
         try:
-            fd = self._open_beneath_root(self.root, ref, where)
+            fd = self._open_beneath_root(ref, where)
             try:
                 return self._read(fd, where)
             finally:
                 os.close(fd)
-        except (ImageError, PayloadTooLarge):
+        except ImageError:
             raise
         except FileNotFoundError:
             raise ImageError(f"{where}: no such file under REWARD_IMAGE_ROOT") from None
@@ -183,15 +183,17 @@ class ImageLoader:
             raise ImageError(f"{where}: invalid path") from None
 
     def _beneath_root(self, path: str, where: str) -> list[str]:
-        """The components of ``path`` below the root; an absolute path must start with it."""
-        if not os.path.isabs(path):
-            return path.split("/")
-        for base in self._root_names:
-            if path == base or path.startswith(base + "/"):
-                return path[len(base):].split("/")
-        raise ImageError(f"{where}: path is outside REWARD_IMAGE_ROOT")
+        """The components of ``path`` below the root still to walk, the last one first
+        (empty and ``.`` ones left out); an absolute path must start with the root."""
+        if os.path.isabs(path):
+            base = next((b for b in self._root_names
+                         if path == b or path.startswith(b + "/")), None)  # fmt: skip
+            if base is None:
+                raise ImageError(f"{where}: path is outside REWARD_IMAGE_ROOT")
+            path = path[len(base):]
+        return [p for p in reversed(path.split("/")) if p not in ("", ".")]
 
-    def _open_beneath_root(self, root: Path, ref: str, where: str) -> int:
+    def _open_beneath_root(self, ref: str, where: str) -> int:
         """A descriptor of the file ``ref`` names beneath the root, opened race-free.
 
         ``dirs`` holds a descriptor of every directory from the root down to the one being
@@ -200,8 +202,8 @@ class ImageLoader:
         the root if absolute). So what is opened is always beneath the root, whatever
         changes on disk meanwhile.
         """
-        todo = [p for p in reversed(self._beneath_root(ref, where)) if p not in ("", ".")]
-        dirs = [os.open(root, os.O_RDONLY | os.O_DIRECTORY)]
+        todo = self._beneath_root(ref, where)
+        dirs = [os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)]
         links = 0
         try:
             while todo:
@@ -239,7 +241,7 @@ class ImageLoader:
                     if os.path.isabs(target):
                         while len(dirs) > 1:
                             os.close(dirs.pop())
-                    todo.extend(p for p in reversed(parts) if p not in ("", "."))
+                    todo.extend(parts)
                     continue
                 if last:
                     return fd

@@ -51,12 +51,13 @@ def _keyed(
     """
     results: list[ScoreResult | None] = [None] * len(samples)
     positions: dict[str, list[int]] = {}
+    version = scorer.rubric_version  # a judge profile's follows the judge: read it once
     for i, sample in enumerate(samples):
         reason = sample.error or scorer.unscorable(sample)
         if reason is not None:
             results[i] = ScoreResult.invalid(reason, id=sample.id)
         else:
-            key = cache_key(sample, scorer.rubric_version, judge_identity)
+            key = cache_key(sample, version, judge_identity)
             positions.setdefault(key, []).append(i)
     return results, positions
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import httptools
@@ -45,17 +46,14 @@ from reward_server.settings import Settings
 #: Paths answered whatever the load (liveness and readiness probes; both are cheap).
 PROBE_PATHS = frozenset({b"/health", b"/ready"})
 
-_TIMEOUT_RESPONSE = (
-    b"HTTP/1.1 408 Request Timeout\r\n"
-    b"content-type: application/json\r\n"
-    b"connection: close\r\n"
-    b"content-length: %d\r\n\r\n%s"
-)
-
-
-def _timeout_reply(what: str) -> bytes:
-    body = b'{"error":"%s not received in time"}' % what.encode("ascii")
-    return _TIMEOUT_RESPONSE % (len(body), body)
+def _json_reply(status: int, message: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> bytes:
+    """A whole response in the service's error shape, written by the connection handler
+    itself (before or without the app), and the connection closed after it."""
+    body = orjson.dumps({"error": message})
+    head = [STATUS_LINE[status], *(b"%s: %s\r\n" % header for header in headers),
+            b"content-type: application/json\r\nconnection: close\r\n"
+            b"content-length: %d\r\n\r\n" % len(body)]  # fmt: skip
+    return b"".join(head) + body
 
 
 #: Where a connection is between requests: ``idle`` (no byte of a request yet), ``headers``
@@ -107,7 +105,7 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         # Nothing asked (idle): nothing to answer. In "headers" the request has no cycle yet
         # (``self.cycle`` is the previous, answered one); in "body" it may have an answer.
         if self._phase == "headers" or (self._phase == "body" and not self.cycle.response_started):
-            self.transport.write(_timeout_reply(what))
+            self.transport.write(_json_reply(408, f"{what} not received in time"))
         self.transport.close()
 
     def _idle_expired(self) -> None:
@@ -188,19 +186,11 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         (uvicorn calls this while handling the parser's exception, which names the fault.)"""
         exc = sys.exception()
         reason = str(exc) if isinstance(exc, httptools.HttpParserError) and str(exc) else ""
-        body = orjson.dumps(
-            {"error": f"invalid HTTP request: {reason}" if reason else "invalid HTTP request"}
-        )
-        content = [STATUS_LINE[400]]
-        for name, value in self.server_state.default_headers:
-            content.extend([name, b": ", value, b"\r\n"])
-        content.append(b"content-type: application/json\r\n"
-                       b"connection: close\r\n"
-                       b"content-length: %d\r\n\r\n" % len(body))
-        content.append(body)
+        message = f"invalid HTTP request: {reason}" if reason else "invalid HTTP request"
         cycle = self.cycle
         if cycle is None or not cycle.response_started or cycle.response_complete:
-            self.transport.write(b"".join(content))  # never inside another response
+            # never inside another response
+            self.transport.write(_json_reply(400, message, self.server_state.default_headers))
         self.transport.close()
 
 
@@ -236,7 +226,6 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
             settings.header_timeout_s, settings.body_timeout_s, settings.max_connections,
             settings.idle_timeout_s,
         ),
-        "timeout_keep_alive": settings.idle_timeout_s,
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": 30,

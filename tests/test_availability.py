@@ -10,48 +10,14 @@ server to act), not speed targets.
 
 from __future__ import annotations
 
-import socket
 import time
 
 import httpx
 import pytest
 
+from tests.fakes.metrics import metric
+from tests.fakes.raw_http import connect, read_until_closed
 from tests.fakes.servers import RewardServer
-
-
-def _metric(url: str, name: str, **labels: str) -> float:
-    """One sample of the server's Prometheus text, 0 when absent."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return 0.0
-
-
-def _connect(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.settimeout(10)
-    return sock
-
-
-def _read_until_closed(sock: socket.socket, limit_s: float = 15) -> bytes:
-    """Everything the server sends until it closes the connection (or ``limit_s`` passes)."""
-    data = b""
-    end = time.monotonic() + limit_s
-    while time.monotonic() < end:
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            continue
-        except ConnectionResetError:
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 @pytest.fixture(scope="module")
@@ -66,43 +32,43 @@ def strict_server():
 
 def test_half_open_connections_are_closed_and_health_still_answers(strict_server):
     # Slowloris: 40 connections that send half a request line and then drip a header byte.
-    socks = [_connect(strict_server.port) for _ in range(40)]
+    socks = [connect(strict_server.port) for _ in range(40)]
     for s in socks:
         s.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\n")
     assert httpx.get(f"{strict_server.url}/health", timeout=5).status_code == 200
     replies = []
     for s in socks:
         s.sendall(b"X")  # a drip must not reset the deadline
-        replies.append(_read_until_closed(s))
+        replies.append(read_until_closed(s)[0])
         s.close()
     assert all(r.startswith(b"HTTP/1.1 408") for r in replies), replies[:3]
     assert b"headers not received in time" in replies[0]
 
 
 def test_announced_body_never_sent_gets_408_not_500(strict_server):
-    before_500 = _metric(strict_server.url, "reward_requests_total", route="/score", status="500")
-    s = _connect(strict_server.port)
+    before_500 = metric(strict_server.url, "reward_requests_total", route="/score", status="500")
+    s = connect(strict_server.port)
     s.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
               b"Content-Length: 200000000\r\n\r\n{\"samples\": [")
-    reply = _read_until_closed(s)
+    reply = read_until_closed(s)[0]
     s.close()
     assert reply.startswith(b"HTTP/1.1 408"), reply
     assert b"body not received in time" in reply
     # The app saw a client disconnect: counted as 499, never as a server error.
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _metric(
+    while time.monotonic() < deadline and metric(
         strict_server.url, "reward_requests_total", route="/score", status="499"
     ) < 1:
         time.sleep(0.1)
-    assert _metric(strict_server.url, "reward_requests_total", route="/score", status="499") >= 1
-    after_500 = _metric(strict_server.url, "reward_requests_total", route="/score", status="500")
+    assert metric(strict_server.url, "reward_requests_total", route="/score", status="499") >= 1
+    after_500 = metric(strict_server.url, "reward_requests_total", route="/score", status="500")
     assert after_500 == before_500
 
 
 def test_client_disconnect_mid_body_is_not_an_error(strict_server):
-    before = _metric(strict_server.url, "reward_requests_total", route="/score", status="500")
+    before = metric(strict_server.url, "reward_requests_total", route="/score", status="500")
     for _ in range(5):
-        s = _connect(strict_server.port)
+        s = connect(strict_server.port)
         s.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                   b"Content-Length: 5000\r\n\r\n{\"samples\": [")
         time.sleep(0.05)
@@ -110,7 +76,7 @@ def test_client_disconnect_mid_body_is_not_an_error(strict_server):
     # Let the server notice all five, then check nothing was counted or logged as a crash.
     time.sleep(0.5)
     assert httpx.get(f"{strict_server.url}/health", timeout=5).status_code == 200
-    after = _metric(strict_server.url, "reward_requests_total", route="/score", status="500")
+    after = metric(strict_server.url, "reward_requests_total", route="/score", status="500")
     assert after == before
     assert "Exception in ASGI application" not in strict_server.output()
 
@@ -125,6 +91,16 @@ def test_keep_alive_connection_serves_requests_within_the_deadlines(strict_serve
             time.sleep(0.3)
 
 
+def _score_while(url: str, status: int, limit_s: float = 10) -> httpx.Response:
+    """An empty ``/score`` request, sent again while it answers ``status`` (up to ``limit_s``)."""
+    deadline = time.monotonic() + limit_s
+    r = httpx.post(f"{url}/score", json={"samples": []}, timeout=5)
+    while r.status_code == status and time.monotonic() < deadline:
+        time.sleep(0.05)
+        r = httpx.post(f"{url}/score", json={"samples": []}, timeout=5)
+    return r
+
+
 def test_requests_in_flight_beyond_the_limit_are_refused_with_503():
     # REWARD_MAX_CONNECTIONS bounds requests in flight (idle sockets are not counted:
     # tests/test_serving_edges.py). Two requests are held in flight, their bodies announced
@@ -134,15 +110,11 @@ def test_requests_in_flight_beyond_the_limit_are_refused_with_503():
     head = (b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
     with RewardServer(env={"REWARD_MAX_CONNECTIONS": "2", "REWARD_BODY_TIMEOUT_S": "60"}) as srv:
-        held = [_connect(srv.port) for _ in range(2)]
+        held = [connect(srv.port) for _ in range(2)]
         try:
             for s in held:
                 s.sendall(head + body[:1])
-            deadline = time.monotonic() + 10  # until the server has both in flight
-            r = httpx.post(f"{srv.url}/score", json={"samples": []}, timeout=5)
-            while r.status_code == 200 and time.monotonic() < deadline:
-                time.sleep(0.05)
-                r = httpx.post(f"{srv.url}/score", json={"samples": []}, timeout=5)
+            r = _score_while(srv.url, 200)  # until the server has both in flight
             assert r.status_code == 503, r.text
             assert "REWARD_MAX_CONNECTIONS" in r.json()["error"]  # the service's error shape
             assert r.headers["retry-after"] == "1"
@@ -151,16 +123,12 @@ def test_requests_in_flight_beyond_the_limit_are_refused_with_503():
             # The held requests are served once their bodies arrive.
             for s in held:
                 s.sendall(body[1:])
-            replies = [_read_until_closed(s) for s in held]
+            replies = [read_until_closed(s)[0] for s in held]
             assert all(reply.startswith(b"HTTP/1.1 200") for reply in replies), replies
         finally:
             for s in held:
                 s.close()
-        deadline = time.monotonic() + 10  # until the server has let them go
-        r = httpx.post(f"{srv.url}/score", json={"samples": []}, timeout=5)
-        while r.status_code == 503 and time.monotonic() < deadline:
-            time.sleep(0.05)
-            r = httpx.post(f"{srv.url}/score", json={"samples": []}, timeout=5)
+        r = _score_while(srv.url, 503)  # until the server has let them go
         assert r.status_code == 200, r.text
 
 
@@ -344,13 +312,13 @@ def test_rules_scoring_of_a_large_request_runs_off_the_event_loop(image_root_ser
     response = _answer_of(65_536, "The sky is blue. ")
     samples = [{"id": i, "prompt": f"rules-abuse {i}", "response": response,
                 "labels": _SAFE if i % 2 == 0 else _UNSAFE} for i in range(1024)]
-    misses = _metric(url, "reward_cache_total", outcome="miss")
-    dedups = _metric(url, "reward_cache_total", outcome="dedup")
+    misses = metric(url, "reward_cache_total", outcome="miss")
+    dedups = metric(url, "reward_cache_total", outcome="dedup")
     with _HealthProbe(url) as probe, ThreadPoolExecutor(1) as pool:
         big = pool.submit(_post, url, "/score", {"profile": "safegrpo_plus", "samples": samples})
         # Once its keys are looked up, the same sample in a small request waits for the
         # computation in flight (one computation per key), and gets the same result.
-        while not big.done() and _metric(url, "reward_cache_total", outcome="miss") < misses + 1:
+        while not big.done() and metric(url, "reward_cache_total", outcome="miss") < misses + 1:
             time.sleep(0.05)
         twin = _post(url, "/score", {"profile": "safegrpo_plus", "samples": [samples[0]]})
         r = big.result()
@@ -365,8 +333,8 @@ def test_rules_scoring_of_a_large_request_runs_off_the_event_loop(image_root_ser
                                    "refused": 0.0}
     assert twin.status_code == 200, twin.text
     assert twin.json()["results"][0] == results[0]
-    assert _metric(url, "reward_cache_total", outcome="miss") == misses + 1024
-    assert _metric(url, "reward_cache_total", outcome="dedup") == dedups + 1
+    assert metric(url, "reward_cache_total", outcome="miss") == misses + 1024
+    assert metric(url, "reward_cache_total", outcome="dedup") == dedups + 1
     assert probe.slowest < HEALTH_BOUND_S, probe.slowest
 
 
@@ -385,12 +353,12 @@ def test_get_reward_queries_that_need_the_normalised_matcher_split_off_the_event
     body = {"query": [decoded + r + "<|im_end|>" for r in responses], "prompts": [prompt] * n,
             "labels": [_SAFE if i % 2 == 0 else _UNSAFE for i in range(n)]}
     assert max(map(len, body["query"])) <= 1_048_576  # REWARD_MAX_QUERY_CHARS's default
-    before = _metric(url, "reward_get_reward_matches_total", method="normalised")
+    before = metric(url, "reward_get_reward_matches_total", method="normalised")
     with _HealthProbe(url) as probe:
         r = _post(url, "/get_reward", body)
     assert r.status_code == 200, r.text
     assert r.json()["rewards"] == [1.0 if i % 2 == 0 else 0.0 for i in range(n)]
-    after = _metric(url, "reward_get_reward_matches_total", method="normalised")
+    after = metric(url, "reward_get_reward_matches_total", method="normalised")
     assert after == before + n
     assert probe.slowest < HEALTH_BOUND_S, probe.slowest
 

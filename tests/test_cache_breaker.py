@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import time
 
@@ -26,6 +25,7 @@ from reward_server.metrics import Metrics
 from reward_server.profiles import BUILTIN_PROFILES
 from reward_server.service import ScoringService
 from tests.fakes.manual_clock import ManualClock
+from tests.fakes.metrics import metric
 from tests.fakes.servers import RedisServer, RewardServer
 
 TIMEOUT_S = 0.5  # RedisCache's socket timeout: what each operation on a frozen Redis costs
@@ -151,14 +151,6 @@ async def test_one_probe_at_a_time_and_a_cancelled_probe_frees_the_next(red):
     await s.cache.aclose()
 
 
-def _metric_sum(text: str, name: str, ops: tuple[str, ...]) -> float:
-    total = 0.0
-    for op in ops:
-        match = re.search(rf'^{name}\{{op="{op}"\}} ([0-9.e+-]+)$', text, re.MULTILINE)
-        total += float(match.group(1)) if match else 0.0
-    return total
-
-
 def test_frozen_redis_over_http_costs_one_timeout_not_one_per_request(red):
     with RewardServer({"REWARD_REDIS_URL": red.url}) as server, httpx.Client(
         base_url=server.url, timeout=60
@@ -177,8 +169,8 @@ def test_frozen_redis_over_http_costs_one_timeout_not_one_per_request(red):
         assert [r["reward"] for r in results] == [1.0 if i % 2 == 0 else 0.5
                                                   for i in range(1, N + 1)]
         assert all(r["status"] == "ok" and r["cached"] is False for r in results)
-        failures = _metric_sum(client.get("/metrics").text, "reward_cache_errors_total",
-                               ("get", "set"))
+        failures = sum(metric(server.url, "reward_cache_errors_total", op=op)
+                       for op in ("get", "set"))
         # Without the breaker every request paid a read and a write timeout: 2N failures.
         assert failures < 5, failures
         assert elapsed < 8 * TIMEOUT_S, elapsed  # generous: 2N timeouts without the breaker

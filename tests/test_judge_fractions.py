@@ -7,18 +7,14 @@ that cannot be read is no score: one retry, then the sample is ``invalid`` with 
 
 from __future__ import annotations
 
-import re
-
-import httpx
 import pytest
 
 from reward_server.rubric import JudgeVerdict, SaferVLMWeights
 from reward_server.scorers.safer_vlm import aggregate
 from tests.fakes.scripted_openai import ChatRequest, verdict_json
 from tests.fakes.servers import judged_reward_server
+from tests.test_judge_scripted import MARKER, MODEL, judge_sample, score
 
-MODEL = "scripted-judge"
-MARKER = re.compile(r"\[\[case:([\w-]+)\]\]")
 REPLIES = {
     # 95/100 -> 9.5, 4/5 -> 8, 85% -> 8.5, 7/10 and 9/10 unchanged, flags 0/2 and "1/2"
     "fractions": verdict_json("95/100", "7/10", "4/5", "9/10", "85%", "0/2", "1/2"),
@@ -38,17 +34,14 @@ def service():
         yield server
 
 
-def _score(url: str, case: str) -> dict:
-    sample = {"prompt": f"[[case:{case}]] What is shown?",
-              "response": "<think>ok</think><answer>A door.</answer>"}
-    r = httpx.post(url + "/score", json={"profile": "safer_vlm", "samples": [sample]},
-                   timeout=60)
+def _score(server, case: str) -> dict:
+    r = score(server, "safer_vlm", [judge_sample(case)], timeout=60)
     assert r.status_code == 200, r.text
     return r.json()["results"][0]
 
 
 def test_a_judge_writing_fractions_gets_the_rescaled_reward(service):
-    result = _score(service.url, "fractions")
+    result = _score(service, "fractions")
     want = aggregate(JudgeVerdict(9.5, 7, 8, 9, 8.5, 0, 1, "scripted"), SaferVLMWeights())
     misread = aggregate(JudgeVerdict(10, 7, 4, 9, 10, 0, 1, "scripted"), SaferVLMWeights())
     assert want.reward != misread.reward  # the case tells the two readings apart
@@ -59,6 +52,6 @@ def test_a_judge_writing_fractions_gets_the_rescaled_reward(service):
 
 
 def test_an_unreadable_fraction_is_invalid_with_a_reason(service):
-    result = _score(service.url, "unreadable")
+    result = _score(service, "unreadable")
     assert result["status"] == "invalid" and result["reward"] is None
     assert "think_safety" in result["error"] and "12/10" in result["error"], result["error"]

@@ -20,33 +20,10 @@ import time
 import httpx
 import pytest
 
+from tests.fakes.raw_http import connect, read_until_closed
 from tests.fakes.servers import RewardServer
 
 LIVENESS_S = 15.0  # how long a test gives the server to act (a bound, not a pace)
-
-
-def _connect(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.settimeout(10)
-    return sock
-
-
-def _read_until_closed(sock: socket.socket, limit_s: float = LIVENESS_S) -> tuple[bytes, bool]:
-    """Everything the server sends, and whether it closed the connection within ``limit_s``."""
-    data = b""
-    end = time.monotonic() + limit_s
-    sock.settimeout(0.5)
-    while time.monotonic() < end:
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            continue
-        except ConnectionResetError:
-            return data, True
-        if not chunk:
-            return data, True
-        data += chunk
-    return data, False
 
 
 def _is_open(sock: socket.socket) -> bool:
@@ -77,9 +54,9 @@ def _parse(raw: bytes) -> tuple[int, dict[str, str], bytes]:
 
 def _exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
     """Send ``request`` (ending with ``Connection: close``) and parse the whole answer."""
-    with _connect(port) as sock:
+    with connect(port) as sock:
         sock.sendall(request)
-        raw, closed = _read_until_closed(sock)
+        raw, closed = read_until_closed(sock)
     assert closed, f"the server kept the connection open: {raw[:200]!r}"
     return _parse(raw)
 
@@ -121,7 +98,7 @@ def test_many_idle_connections_leave_health_and_score_answering():
         idle: list[socket.socket] = []
         try:
             for _ in range(count):
-                idle.append(_connect(server.port))
+                idle.append(connect(server.port))
             time.sleep(0.5)  # let the server accept them all
             health = httpx.get(f"{server.url}/health", timeout=2)  # a liveness probe's bound
             assert health.status_code == 200, health.text
@@ -139,24 +116,24 @@ def test_idle_connections_are_closed_without_a_reply_and_a_started_request_is_no
     env = {"REWARD_IDLE_TIMEOUT_S": "1", "REWARD_HEADER_TIMEOUT_S": "60"}
     with RewardServer(env) as server:
         # Connected, nothing sent: closed by the idle deadline, long before the header one.
-        silent = [_connect(server.port) for _ in range(20)]
+        silent = [connect(server.port) for _ in range(20)]
         # One byte of a request line: the idle deadline no longer applies to it.
-        started = _connect(server.port)
+        started = connect(server.port)
         started.sendall(b"G")
         # A kept-alive connection after its answer: idle again, closed the same way.
-        kept = _connect(server.port)
+        kept = connect(server.port)
         kept.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         try:
             for s in silent:
-                data, closed = _read_until_closed(s)
+                data, closed = read_until_closed(s)
                 assert closed and data == b"", data
-            answer, closed = _read_until_closed(kept)
+            answer, closed = read_until_closed(kept)
             assert closed, "the kept-alive connection was not closed when idle"
             assert answer.startswith(b"HTTP/1.1 200"), answer
             assert answer.count(b"HTTP/1.1") == 1  # nothing (no 408) after the answer
             assert _is_open(started)
             started.sendall(b"ET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data, closed = _read_until_closed(started)
+            data, closed = read_until_closed(started)
             assert closed and data.startswith(b"HTTP/1.1 200"), data
         finally:
             for s in (*silent, started, kept):
@@ -239,7 +216,7 @@ def test_requests_the_parser_rejects_get_the_json_error_shape(plain_server, requ
 
 
 def test_a_request_begun_on_a_kept_alive_connection_and_stalled_gets_408():
-    with RewardServer({"REWARD_HEADER_TIMEOUT_S": "1"}) as server, _connect(server.port) as s:
+    with RewardServer({"REWARD_HEADER_TIMEOUT_S": "1"}) as server, connect(server.port) as s:
         s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         first = b""
         while b'{"status":"ok"}' not in first:
@@ -247,7 +224,7 @@ def test_a_request_begun_on_a_kept_alive_connection_and_stalled_gets_408():
             assert chunk, first
             first += chunk
         s.sendall(b"GET /hea")  # the next request begins, and stalls
-        rest, closed = _read_until_closed(s)
+        rest, closed = read_until_closed(s)
     assert closed
     assert rest.startswith(b"HTTP/1.1 408"), rest
     assert b"headers not received in time" in rest

@@ -148,9 +148,8 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         import pyarrow.parquet as pq
 
         return pq.read_table(path).to_pylist()
-    text = path.read_text(encoding="utf-8")
     if suffix == ".json":
-        data = json.loads(text)
+        data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, Mapping):
             data = data.get("data") or data.get("rows") or data.get("train")
         if not isinstance(data, list):

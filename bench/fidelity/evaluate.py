@@ -68,10 +68,15 @@ def hosts(data: Path, pypi_only: bool) -> list[str]:
                     for r in rows]  # fmt: skip
 
 
-def _accuracy(detector: Callable, rows: Sequence[dict]) -> float:
-    right = sum(detector(r["answer"], r.get("prompt") or None) == (r["label"] == "refusal")
-                for r in rows)  # fmt: skip
-    return round(right / len(rows), 4) if rows else float("nan")
+def _right(detectors: dict[str, Callable], row: dict) -> dict[str, bool]:
+    """Whether each detector reads ``row`` as its label says."""
+    refusal = row["label"] == "refusal"
+    return {name: d(row["answer"], row.get("prompt") or None) == refusal
+            for name, d in detectors.items()}  # fmt: skip
+
+
+def _accuracy(right: Sequence[dict[str, bool]], name: str) -> float:
+    return round(sum(r[name] for r in right) / len(right), 4) if right else float("nan")
 
 
 def refusal_tables(data: Path, pypi_only: bool = False) -> dict[str, Any]:
@@ -81,23 +86,26 @@ def refusal_tables(data: Path, pypi_only: bool = False) -> dict[str, Any]:
     cv = report.get("cross_validated", {})
     use = {s.name: s.use for s in SOURCES}
     by_source, pooled = {}, defaultdict(list)
+    baselines = {"keyword": keyword, "prefix": prefix_match}
     for name, rows in _rows_of(data, "refusal", pypi_only).items():
         labelled = [r for r in rows if r["label"] in ("refusal", "compliance")]
         if not labelled:
             continue
-        entry = {"n": len(labelled), "use": use[name], "keyword": _accuracy(keyword, labelled),
-                 "prefix": _accuracy(prefix_match, labelled)}  # fmt: skip
-        if use[name] == "eval":
-            entry["plus"] = _accuracy(plus, labelled)
-            for r in labelled:
-                pooled["family:" + (r.get("family") or "unknown")].append(r)
-                pooled["lang:" + (r.get("lang") or "unknown")].append(r)
+        held_out = use[name] == "eval"  # each row is read once, by every detector it needs
+        detectors = {**baselines, "plus": plus} if held_out else baselines
+        right = [_right(detectors, r) for r in labelled]
+        entry = {"n": len(labelled), "use": use[name], "keyword": _accuracy(right, "keyword"),
+                 "prefix": _accuracy(right, "prefix")}  # fmt: skip
+        if held_out:
+            entry["plus"] = _accuracy(right, "plus")
+            for r, ok in zip(labelled, right, strict=True):
+                pooled["family:" + (r.get("family") or "unknown")].append(ok)
+                pooled["lang:" + (r.get("lang") or "unknown")].append(ok)
         else:
             entry["plus_cross_validated"] = cv.get(name, {}).get("accuracy")
         by_source[name] = entry
-    held = {key: {"n": len(rows), "keyword": _accuracy(keyword, rows),
-                  "prefix": _accuracy(prefix_match, rows), "plus": _accuracy(plus, rows)}
-            for key, rows in sorted(pooled.items())}  # fmt: skip
+    held = {key: {"n": len(oks), **{d: _accuracy(oks, d) for d in ("keyword", "prefix", "plus")}}
+            for key, oks in sorted(pooled.items())}  # fmt: skip
     return {
         "version": plus.version,
         "by_source": by_source,

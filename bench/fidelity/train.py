@@ -59,6 +59,12 @@ def benign_answers(data: Path, use: str = "train") -> list[str]:
 
 
 def refusal_rows(data: Path) -> list[Labelled]:
+    """What the shipped refusal model trains on: the public rows, then the team's own."""
+    return public_refusal_rows(data) + own_refusal_rows()
+
+
+def public_refusal_rows(data: Path) -> list[Labelled]:
+    """The built public sources' labelled answers (what a retrain on one's own data adds)."""
     rows = [
         Labelled(r["answer"], r["label"] == "refusal", name, r.get("prompt", ""),
                  family=r.get("family", ""), lang=r.get("lang", ""))
@@ -72,6 +78,12 @@ def refusal_rows(data: Path) -> list[Labelled]:
         for name, source in source_rows(data, "benign", "train").items()
         for r in source
     ]
+    return rows
+
+
+def own_refusal_rows() -> list[Labelled]:
+    """The team's hand-written cases (``tests/data``), sources named ``own:…``."""
+    rows: list[Labelled] = []
     for name in ("refusal_answers", "refusal_cases"):
         rows += [Labelled(r["text"], r["refusal"], f"own:{name}")
                  for r in _rows(OWN / f"{name}.jsonl")]  # fmt: skip
@@ -123,10 +135,13 @@ def planted_catch(model: NgramModel, attacks: Sequence[str], hosts: Sequence[str
     return round(caught / len(attacks), 4) if attacks else float("nan")
 
 
-def leave_one_family_out(data: Path, log) -> dict[str, dict]:
+def leave_one_family_out(
+    data: Path, answers: Sequence[str], own: Sequence[str], log
+) -> dict[str, dict]:
     """For each training family (each public source, and the team's own hand-written
-    payloads): catch rate of a model trained without it."""
-    hosts = [t for t in benign_answers(data) if held_out(t)]
+    payloads): catch rate of a model trained without it. ``answers`` are
+    :func:`benign_answers`, ``own`` the team's benign cases."""
+    hosts = [t for t in answers if held_out(t)]
     every = {name: attack_rows(data, [name]) for name in INJECTION_TRAIN}
     every["own:adversarial"] = own_attacks()
     out = {}
@@ -134,7 +149,7 @@ def leave_one_family_out(data: Path, log) -> dict[str, dict]:
         if not attacks:
             continue
         others = [a for name, rows in every.items() if name != family for a in rows]
-        model, _ = injection_model(others, benign_answers(data), own_benign=own_benign())
+        model, _ = injection_model(others, answers, own_benign=own)
         out[family] = {"catch": planted_catch(model, [a.text for a in attacks], hosts),
                        "n": len(attacks)}  # fmt: skip
         log(f"  without {family}: caught {out[family]['catch']:.3f} of {len(attacks)}")
@@ -153,19 +168,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
+    answers = benign_answers(args.data)
     if args.only in (None, "refusal"):
-        bodies = [t for t in benign_answers(args.data) if not held_out(t)][:3000]
+        bodies = [t for t in answers if not held_out(t)][:3000]
         model, report = refusal_model(refusal_rows(args.data), bodies=bodies, progress=log)
         model.save(args.out / "refusal.npz")
         log(json.dumps(report, indent=1))
     if args.only in (None, "injection"):
-        lofo = leave_one_family_out(args.data, log)
+        own = own_benign()
+        lofo = leave_one_family_out(args.data, answers, own, log)
         model, report = injection_model(
-            attack_rows(args.data, INJECTION_TRAIN) + own_attacks(), benign_answers(args.data),
-            own_benign=own_benign(), progress=log,
+            attack_rows(args.data, INJECTION_TRAIN) + own_attacks(), answers,
+            own_benign=own, progress=log,
         )  # fmt: skip
-        report["leave_one_family_out"] = lofo
-        model.header["report"] = report
+        report["leave_one_family_out"] = lofo  # the model's header holds this very report
         model.save(args.out / "injection.npz")
         log(json.dumps(report, indent=1))
     return 0

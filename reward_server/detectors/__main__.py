@@ -46,7 +46,7 @@ def _lines(path: Path) -> list[tuple[int, dict]]:
         raise DataError(str(exc)) from None
 
 
-def refusal_rows(path: Path, source: str = "yours") -> list[Labelled]:
+def refusal_rows(path: Path) -> list[Labelled]:
     """Labelled answers of a JSONL file; a bad line raises :class:`DataError` naming it."""
     rows = []
     for number, row in _lines(path):
@@ -58,7 +58,7 @@ def refusal_rows(path: Path, source: str = "yours") -> list[Labelled]:
             raise DataError(f"{path}:{number}: 'label' must be refusal or compliance, "
                             f"got {label!r}")  # fmt: skip
         prompt = row.get("prompt") or ""
-        rows.append(Labelled(answer, refuses, source, prompt if isinstance(prompt, str) else ""))
+        rows.append(Labelled(answer, refuses, "yours", prompt if isinstance(prompt, str) else ""))
     return rows
 
 
@@ -105,10 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = [row for path in args.data for row in refusal_rows(path)]
             bodies: list[str] = []
             if args.public is not None:
-                from bench.fidelity.train import benign_answers
-                from bench.fidelity.train import refusal_rows as public_rows
+                from bench.fidelity.train import benign_answers, public_refusal_rows
 
-                rows += [r for r in public_rows(args.public) if not r.source.startswith("own:")]
+                rows += public_refusal_rows(args.public)
                 bodies = benign_answers(args.public)[:3000]
             if len({r.label for r in rows}) < 2:
                 raise DataError("the data needs both refusals and compliant answers")

@@ -27,6 +27,7 @@ keys.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,7 @@ class NgramModel:
     def load(cls, path: str | Path) -> NgramModel:
         """Read a model written by :meth:`save`; its version is the file's hash."""
         raw = Path(path).read_bytes()
-        with np.load(Path(path), allow_pickle=False) as z:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:  # the bytes that were hashed
             header = json.loads(str(z["header"]))
             weights = z["weights"]
         bias, threshold = header.pop("bias"), header.pop("threshold")
@@ -140,7 +141,11 @@ class NgramModel:
         if self.mode == "bag":
             logit = self.logit_of(bag_features(self.header, text))
             return Reading(logit, logit > self.threshold)
-        per_token = self.token_weights(text)
+        return self.best_run(self.token_weights(text))
+
+    def best_run(self, per_token: np.ndarray) -> Reading:
+        """A window model's reading of a text from its :meth:`token_weights` (for a caller
+        that needs the weights too)."""
         n = len(per_token)
         if not n:
             return Reading(self.bias, self.bias > self.threshold)

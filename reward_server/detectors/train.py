@@ -9,7 +9,7 @@ a feature the model would not compute for the same text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,8 +44,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def fit(examples: Sequence[Example], cfg: FitConfig,
-        progress: Callable[[int], object] | None = None) -> NgramModel:  # fmt: skip
+def fit(examples: Sequence[Example], cfg: FitConfig) -> NgramModel:
     """A model fitted to ``examples``, each class weighing half; threshold 0."""
     n, size = len(examples), 2**BITS
     lengths = np.array([len(ex.buckets) for ex in examples], dtype=np.int64)
@@ -74,8 +73,6 @@ def fit(examples: Sequence[Example], cfg: FitConfig,
         step = cfg.learning_rate * np.sqrt(1 - beta2**t) / (1 - beta1**t)
         w -= step * m / (np.sqrt(v) + eps)
         b -= step * mb / (np.sqrt(vb) + eps)
-        if progress is not None:
-            progress(1)
     w[np.abs(w) < 1e-6] = 0.0  # untouched buckets exactly 0: the file compresses
     w[NULL_BUCKET] = 0.0
     return NgramModel(w, b, 0.0, dict(cfg.header))

@@ -151,7 +151,7 @@ def _share(numerator: float, denominator: float) -> float | str:
     return numerator / denominator
 
 
-def to_number(value: Any, top: float = _DEFAULT_TOP) -> float | None:
+def to_number(value: Any) -> float | None:
     """``read_number`` without the reason: the float, or ``None``.
 
     Booleans, ``None``, NaN and infinities are not numbers here.
@@ -159,7 +159,7 @@ def to_number(value: Any, top: float = _DEFAULT_TOP) -> float | None:
     >>> [to_number(v) for v in (7, "8", " 9/10", 2.5, True, "high", float("nan"), "3/0")]
     [7.0, 8.0, 9.0, 2.5, None, None, None, None]
     """
-    number = read_number(value, top)
+    number = read_number(value)
     return None if isinstance(number, str) else number
 
 

@@ -44,7 +44,6 @@ __all__ = [
 REFUSED = "refused"
 #: A rules result's components (a judge result has others: its rubric's dimensions).
 RULES_COMPONENTS = ("format", "tag", "behavior", REFUSED)
-_RULES = RULES_COMPONENTS
 #: The component (1) and penalty (-1) of a response the injection detector caught.
 INJECTION = "injection"
 
@@ -98,7 +97,7 @@ def reward_keys(profile: Profile, profiles: Mapping[str, Profile]) -> RewardKeys
     ('injection', 'judge.contradiction', 'judge.hallucination')
     """
     if profile.kind == "rules":
-        return RewardKeys(tuple(sorted(_RULES)), ())
+        return RewardKeys(tuple(sorted(RULES_COMPONENTS)), ())
     if profile.kind == "judge":
         rubric = profile.rubric
         components = ["format", INJECTION, *(d.name for d in rubric.dimensions)]

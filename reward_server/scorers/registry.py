@@ -114,7 +114,7 @@ def _version_of(
     """A rules profile's ``rubric_version``; for one that uses the judge, a function giving
     the version for the judge's identity at the time (computed once per identity)."""
     if judge is None or not _uses_judge(profile, profiles):
-        return rubric_version(profile, profiles, None if judge is None else judge.identity)
+        return rubric_version(profile, profiles, None)  # no judge in it: no identity either
     versions: dict[bytes, str] = {}
 
     def current() -> str:
@@ -128,7 +128,6 @@ def _version_of(
 
 
 def _uses_judge(profile: Profile, profiles: dict[str, Profile]) -> bool:
-    if profile.kind != "mix":
-        return profile.kind == "judge"
-    names = {*profile.parts, *([profile.fallback] if profile.fallback else [])}
-    return any(_uses_judge(profiles[name], profiles) for name in names)
+    """A judge profile, or a mix of one (a mix's parts are never mixes)."""
+    names = [*profile.parts, *([profile.fallback] if profile.fallback else [])]
+    return profile.kind == "judge" or any(profiles[n].kind == "judge" for n in names)

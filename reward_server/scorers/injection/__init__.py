@@ -117,7 +117,8 @@ _SENTENCE_ENDS = frozenset(".!?。！？>]")
 
 def _grader_directed(response: str) -> tuple[int, int] | None:
     """Where the model's best run is in ``response`` (offsets into it), when it fires."""
-    reading = _MODEL.read(response)
+    weights = _MODEL.token_weights(response)
+    reading = _MODEL.best_run(weights)
     if not reading.positive:
         return None
     normal, origin = normalize_indexed(response)
@@ -125,7 +126,6 @@ def _grader_directed(response: str) -> tuple[int, int] | None:
     end = min(reading.end, len(spans))
     if reading.start >= end:
         return None
-    weights = _MODEL.token_weights(response)
     peak = reading.start + int(np.argmax(weights[reading.start : end]))
 
     def breaks_before(i: int) -> bool:  # a sentence ends between token i-1 and token i

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["BARE_MAX_CHARS", "prompt_wants_yes_no", "terse_decision", "terse_refusal"]
+__all__ = ["BARE_MAX_CHARS", "prompt_wants_yes_no", "terse_decision"]
 
 #: A bare "No" answer longer than this (normalised characters) is a reply, not a refusal.
 BARE_MAX_CHARS = 160
@@ -197,12 +197,3 @@ def terse_decision(head: str, length: int, prompt: str | None) -> tuple[bool | N
     if not rest:  # a bare "No." alone, no prompt: as likely an answer as a refusal
         return False, rest
     return None, head  # a bare "No" with more to say: the whole answer decides
-
-
-def terse_refusal(text: str, prompt: str | None) -> bool:
-    """Whether a normalised answer is a terse refusal (:func:`terse_decision` of all of it).
-
-    >>> terse_refusal("no.", None), terse_refusal("no.", "How do I make a bomb?")
-    (False, True)
-    """
-    return bool(terse_decision(text, len(text), prompt)[0])
