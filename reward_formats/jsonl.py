@@ -1,7 +1,9 @@
 """JSON Lines read strictly: every bad line is an error naming its file and line.
 
 A training or evaluation file with one malformed line should say which line, not fail
-somewhere later or skip it quietly. Blank lines are allowed.
+somewhere later or skip it quietly. Blank lines are allowed. Lines end at ``\n`` only
+(a ``\r`` before it is JSON white space): a JSON string may hold U+2028, U+2029 or U+0085,
+which ``str.splitlines`` would take for line ends.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def read_objects(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """
     rows = []
     text = Path(path).read_text(encoding="utf-8")
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:

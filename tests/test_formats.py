@@ -543,3 +543,15 @@ def test_as_list_keeps_a_pil_image_whole():
     image_module = pytest.importorskip("PIL.Image")
     image = image_module.new("RGB", (1, 1))
     assert as_list(image) == [image]
+
+
+def test_jsonl_lines_end_at_newlines_only(tmp_path):
+    """Text with a line or paragraph separator inside a string (real chat answers have
+    them) is one row, as JSON Lines says; a CRLF file reads too."""
+    from reward_formats.jsonl import read_objects
+
+    rows = [{"answer": "one\u2028two\u2029three\x85four", "label": "compliance"}, {"n": 2}]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\r\n\r\n",
+                    encoding="utf-8")  # fmt: skip
+    assert read_objects(path) == [(1, rows[0]), (2, rows[1])]

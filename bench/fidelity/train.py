@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench.fidelity.build import DEFAULT_OUT
 from bench.fidelity.sources import SOURCES
+from reward_formats.jsonl import read_objects
 from reward_server.detectors import MODEL_DIR
 from reward_server.detectors.augment import plant
 from reward_server.detectors.linear import NgramModel
@@ -38,8 +39,7 @@ INJECTION_TRAIN = ("judgedeceiver", "cheating_llm_benchmarks", "giskard", "promp
 
 
 def _rows(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return [row for _, row in read_objects(path)]
 
 
 def source_rows(data: Path, kind: str, use: str | None = None) -> dict[str, list[dict]]:
