@@ -53,8 +53,8 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def undecodable_png() -> bytes:
-    """A PNG whose signature, header and checksums are valid, so it passes the service's
-    check (Pillow's ``verify()``), but whose pixel data is not zlib: decoding fails."""
+    """A PNG whose signature, header and checksums are valid, but whose pixel data is not
+    zlib: only decoding the pixels finds it, which the service does before the judge."""
     header = struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
             + _chunk(b"IDAT", b"these bytes are not a zlib stream") + _chunk(b"IEND", b""))
@@ -107,7 +107,8 @@ def test_service_judges_with_pictures_and_a_bad_image_fails_only_its_sample(
     assert results["truncated"]["status"] == "invalid"
     assert "images[0]" in results["truncated"]["error"]
     assert results["undecodable"]["status"] == "invalid"
-    assert "judge input error" in results["undecodable"]["error"]
+    assert "images[0]" in results["undecodable"]["error"]
+    assert "corrupt or truncated" in results["undecodable"]["error"]
     assert results["too-thin"]["status"] == "invalid"
     assert "aspect ratio" in results["too-thin"]["error"]
     # and its neighbours, in the same micro-batch, are judged
