@@ -19,9 +19,18 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", responses={503: {"description": "Not ready; the body says why"}})
 async def ready(service: ServiceDep) -> Response:
-    """200 when every scorer of the default profile can score now, 503 and the reason if not."""
+    """200 when every scorer of the default profile can score now, 503 and the reason if not.
+
+    ``status`` is ``degraded`` (still 200) while the cache backend cannot be reached: the
+    service scores, uncached, so a load balancer keeps it, but an operator sees the cause.
+    """
     state = await service.readiness()
-    state["status"] = "ready" if state["ready"] else "unavailable"
+    if not state["ready"]:
+        state["status"] = "unavailable"
+    elif not state["cache"].get("reachable", True):
+        state["status"] = "degraded"
+    else:
+        state["status"] = "ready"
     return Response(
         orjson.dumps(state),
         status_code=200 if state["ready"] else 503,
