@@ -31,7 +31,7 @@ DOCKERFILES = (SERVICE_DOCKERFILE, TRAINER_DOCKERFILE)
 MAIN = "docker-compose.yml"
 RULES = "docker-compose.rules.yml"
 # Each compose file with the profiles it defines.
-COMPOSE_FILES = {MAIN: ("train", "allinone", "judge2"), RULES: ("train",)}
+COMPOSE_FILES = {MAIN: ("train", "train-cpu", "allinone", "judge2"), RULES: ("train", "train-cpu")}
 NGINX_CONFS = ("docker/nginx.conf", "docker/nginx-judge.conf")
 
 # The service's routes (DESIGN.md); checked against the real app when it imports.
@@ -392,4 +392,4 @@ def nginx_conf(rel: str) -> dict:
     assert depth == 0 and not statement.strip(), f"{rel}: trailing text {statement.strip()!r}"
     if flags["resolve"]:
         assert flags["zone"] and flags["resolver"], f"{rel}: `resolve` needs zone and resolver"
-    return {"upstream_servers": upstreams, "listen": listen}
+    return {"upstream_servers": upstreams, "listen": listen, "resolve": flags["resolve"]}

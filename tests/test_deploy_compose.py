@@ -132,8 +132,31 @@ def test_redis(env_name):
                    for src, dst, *_ in volumes), "AOF on a named volume at /data"
         assert redis.get("healthcheck", {}).get("test"), "redis healthcheck"
         assert "ports" not in redis, "redis must not be published to the host"
+        # Configured explicitly, not left to the image's defaults: Redis's own default
+        # (protected mode on, no password) refuses every client from another container.
+        assert arg_after(cmd, "--protected-mode") == "no", "protected mode set explicitly"
+        assert "--requirepass" in cmd, "the optional REDIS_PASSWORD reaches redis-server"
         reward_env = env_of(model["services"]["reward-server"])
-        assert reward_env["REWARD_REDIS_URL"] == "redis://redis:6379/0"
+        url = urlsplit(reward_env["REWARD_REDIS_URL"])
+        assert (url.scheme, url.hostname, url.port, url.path) == ("redis", "redis", 6379, "/0")
+        assert (url.password or "") == arg_after(cmd, "--requirepass"), "same password"
+
+
+def test_redis_password_reaches_both_ends(tmp_path):
+    """REDIS_PASSWORD set in .env: redis-server requires it, the service's URL carries it
+    and the health check authenticates with it (compose's own substitution)."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("REDIS_PASSWORD=s3cret\n")
+    for rel in COMPOSE_FILES:
+        proc = run_compose([rel], [], env_file, "config", tmp_home=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        model = yaml.safe_load(proc.stdout)
+        redis = model["services"]["redis"]
+        assert arg_after(as_cmd(redis["command"]), "--requirepass") == "s3cret"
+        assert env_of(redis)["REDIS_PASSWORD"] == "s3cret"
+        assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
+        url = env_of(model["services"]["reward-server"])["REWARD_REDIS_URL"]
+        assert urlsplit(url).password == "s3cret", url
 
 
 def test_judge(env_name):
@@ -268,7 +291,8 @@ def test_allinone_profile(env_name):
     assert svc["profiles"] == ["allinone"]
     env = env_of(svc)
     assert env["REWARD_JUDGE_BACKEND"] == "vllm"
-    assert env["REWARD_REDIS_URL"] == "redis://redis:6379/0"
+    reward_server = env_of(model["services"]["reward-server"])
+    assert env["REWARD_REDIS_URL"] == reward_server["REWARD_REDIS_URL"], "the same cache"
     judge_model = as_cmd(model["services"]["judge"]["command"])[0]
     assert env["REWARD_JUDGE_MODEL"] == judge_model, "same model as the separate judge"
     assert uses_dockerfile(svc, SERVICE_DOCKERFILE) and svc["build"]["args"]["EXTRA"] == "gpu"
