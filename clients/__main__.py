@@ -8,14 +8,21 @@ URLs. A row without ``id`` gets its line number (1-based) as id.
 
 Each output line is one result (``Result.to_json()``: id, status, reward, components,
 penalties, judge, cached, error, profile, rubric_version), in input order. Output is flushed
-after every window of ``chunk_size * concurrency`` rows; re-running with the same ``-o`` skips
-the ids already there (a line cut short by a kill is dropped first), so an interrupted run
-picks up where it stopped. A row that cannot be sent (not JSON, bad labels, an image file
-that is not there) is written as ``invalid`` with a ``client:`` reason. Rewards, components
-and penalties are written rounded to 6 decimals. A summary table goes to stdout at the end.
+after every window of ``chunk_size * concurrency`` rows, into a file whose folder is created
+if needed; re-running with the same ``-o`` skips the ids already there (a line cut short by a
+kill is dropped first), so an interrupted run picks up where it stopped. A row that cannot
+be sent (not JSON, bad labels, an image file that is not there) is written as ``invalid``
+with a ``client:`` reason. Rewards, components and penalties are written rounded to 6
+decimals. A summary table goes to stdout at the end.
+
+One file holds one profile's results: a run under another profile than the file's results
+(``--profile``, or the service's default when it is not given) stops with exit code 2 and
+writes nothing; give each profile its own ``-o``.
 
 When the service refuses a request (a row over its limits), the run stops with exit code 1
-and the error names the row by its input line; fix it and run the same command again.
+and the error names the row by its input line; fix it and run the same command again. A 503
+is retried (``--max-retries``), except the one a service without a judge gives for a judge
+profile: waiting cannot fix that, so the run stops at once and says what can.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from clients._base import DEFAULT_URL
 from clients.errors import InvalidSampleError, RewardClientError, RewardServiceError, rename_samples
@@ -40,6 +47,14 @@ from reward_formats import is_tag_key
 
 #: decimals of the rewards, components and penalties written to the output
 DECIMALS = 6
+
+#: What to do when the service has no judge and the profile needs one (a permanent 503).
+NO_JUDGE_HINT = (
+    "the service runs without a judge (REWARD_JUDGE_BACKEND=none), so judge profiles "
+    "(safer_vlm, safer_vlm_process, hybrid) cannot be scored there: score with a rule "
+    "profile (--profile safegrpo_plus or safegrpo), or restart the service with a judge "
+    "(REWARD_JUDGE_BACKEND and REWARD_JUDGE_MODEL; docs/judge.md)"
+)
 
 
 @dataclass
@@ -99,11 +114,21 @@ def _add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None
                             help=f"{help_}{shown}")
 
 
+def _plain(text: str) -> str:
+    """A docstring as help text: without the reStructuredText ````literal```` marks.
+
+    >>> _plain("``python -m clients score``: score a file")
+    'python -m clients score: score a file'
+    """
+    return text.replace("``", "")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m clients", description=__doc__.split("\n")[0])
+    doc = _plain(__doc__ or "")
+    parser = argparse.ArgumentParser(prog="python -m clients", description=doc.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     score = commands.add_parser("score", help="Score a JSONL file of samples (resumable).",
-                                description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+                                description=doc, formatter_class=argparse.RawTextHelpFormatter)
     _add_dataclass_arguments(score, ScoreArguments)
     return parser
 
@@ -115,10 +140,19 @@ def _key(id_: Any) -> str:
     return json.dumps(id_, sort_keys=True)
 
 
-def load_done(path: Path) -> set[str]:
-    """Ids already in ``path``; a last line cut short (no newline, not JSON) is truncated away."""
+class Done(NamedTuple):
+    """What an output file already holds: the ids scored (as ``_key``s), and the profiles
+    the service scored them under."""
+
+    ids: set[str]
+    profiles: set[str]
+
+
+def load_done(path: Path) -> Done:
+    """What ``path`` already holds; a last line cut short (no newline, not JSON) is truncated
+    away first."""
     if not path.exists():
-        return set()
+        return Done(set(), set())
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
     if end < len(data):
@@ -131,13 +165,16 @@ def load_done(path: Path) -> set[str]:
             with path.open("r+b") as f:
                 f.truncate(end)
             print(f"dropped a partial last line of {path} ({len(tail)} bytes)", file=sys.stderr)
-    done = set()
+    done = Done(set(), set())
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             try:
-                done.add(_key(json.loads(line)["id"]))
+                row = json.loads(line)
+                done.ids.add(_key(row["id"]))
             except (ValueError, KeyError, TypeError):
                 continue
+            if isinstance(row.get("profile"), str):  # None: made here, never sent
+                done.profiles.add(row["profile"])
     return done
 
 
@@ -209,7 +246,22 @@ def _count_lines(path: Path) -> int:
 # --------------------------------------------------------------------------- run
 
 
-async def _run(args: ScoreArguments, rows: _Rows, out, bar, transport=None) -> int:
+class ProfileMismatch(Exception):
+    """The output file holds results of other profiles than this run scores under."""
+
+    def __init__(self, path: Path, held: set[str], wanted: str) -> None:
+        super().__init__(
+            f"{path} holds results scored under profile {', '.join(sorted(held))}, and this "
+            f"run scores under {wanted}: resuming would mix the two. Write to another -o file "
+            f"(or delete {path} to score it again)."
+        )
+
+
+async def _run(
+    args: ScoreArguments, rows: _Rows, out, bar, transport=None, held: set[str] | None = None
+) -> int:
+    """Score ``rows`` into ``out``; the results' profile must be one of ``held`` (the
+    profiles already in the file) when that is not empty."""
     from clients.aio import AsyncRewardClient
 
     window = args.chunk_size * args.concurrency
@@ -228,6 +280,12 @@ async def _run(args: ScoreArguments, rows: _Rows, out, bar, transport=None) -> i
                 scored = iter(await client.score([r.sample for r in to_send]) if to_send else [])
             except RewardServiceError as exc:
                 raise _by_line(exc, to_send) from exc
+            if held:  # no --profile: the service's default decides, seen in its answer
+                scored = list(scored)
+                other = {r.profile for r in scored if r.profile and r.profile not in held}
+                if other:
+                    raise ProfileMismatch(Path(args.output), held, ", ".join(sorted(other)))
+                scored = iter(scored)
             for row in batch:
                 result = row.local if row.sample is None else next(scored)
                 out.write(json.dumps(_rounded(result.to_json()), ensure_ascii=False) + "\n")
@@ -322,23 +380,35 @@ def main(args: ScoreArguments, transport: Any = None) -> int:
         print("error: --concurrency and --chunk-size must be >= 1", file=sys.stderr)
         return 2
     done = load_done(out_path)
-    rows = _Rows(in_path, done)
+    if args.profile is not None and done.profiles - {args.profile}:
+        print(f"error: {ProfileMismatch(out_path, done.profiles, args.profile)}",
+              file=sys.stderr)
+        return 2
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    rows = _Rows(in_path, done.ids)
     total = _count_lines(in_path)
     code = 0
+    permanent = False
     with out_path.open("a", encoding="utf-8") as out, tqdm(
-        total=total, initial=min(len(done), total), unit="sample",
+        total=total, initial=min(len(done.ids), total), unit="sample",
         disable=True if args.no_progress else None, file=sys.stderr,
     ) as bar:
         try:
-            new = asyncio.run(_run(args, rows, out, bar, transport))
+            new = asyncio.run(_run(args, rows, out, bar, transport, done.profiles))
         except RewardClientError as exc:
             tries = args.max_retries + 1
             gave_up = f" (gave up after {tries} attempts)" if exc.retryable and tries > 1 else ""
             print(f"error: {exc}{gave_up}", file=sys.stderr)
-            new, code = bar.n - min(len(done), total), 1
+            permanent = bool(getattr(exc, "permanent", False))
+            if permanent:
+                print(NO_JUDGE_HINT, file=sys.stderr)
+            new, code = bar.n - min(len(done.ids), total), 1
+        except ProfileMismatch as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         except KeyboardInterrupt:
             print("interrupted; run the same command again to resume", file=sys.stderr)
-            new, code = bar.n - min(len(done), total), 130
+            new, code = bar.n - min(len(done.ids), total), 130
     if rows.ignored:
         print(f"ignored field(s) not in the contract: {sorted(rows.ignored)}", file=sys.stderr)
     if rows.duplicates:
@@ -347,8 +417,9 @@ def main(args: ScoreArguments, transport: Any = None) -> int:
     if code == 0 or summary["count"]:
         print(format_summary(summary, new))
     if code == 1 and total > summary["count"]:
-        print(f"{total - summary['count']} row(s) not scored; run the same command again to "
-              "resume", file=sys.stderr)
+        when = "once the service can score this profile" if permanent else "to resume"
+        print(f"{total - summary['count']} row(s) not scored; run the same command again "
+              f"{when}", file=sys.stderr)
     return code
 
 

@@ -41,7 +41,8 @@ class BaseRewardClient:
         url: the service's base URL (``/score`` is appended), e.g. ``http://127.0.0.1:8000``.
         api_key: sent as ``Authorization: Bearer <key>`` (the service's ``REWARD_API_KEY``).
         timeout: seconds for each HTTP attempt (connect, read, write, pool).
-        max_retries: retries on connection errors, timeouts and 503; never on 4xx.
+        max_retries: retries on connection errors, timeouts and 503; never on 4xx, nor on
+            a 503 that waiting cannot fix (no judge configured).
         chunk_size: samples per request; a larger batch is split (keep it at or below the
             service's ``REWARD_MAX_SAMPLES``, 1024 by default).
         max_concurrency: chunks in flight at once for one ``score`` call.

@@ -3,7 +3,8 @@
 ```
 RewardClientError
 ├── RewardServiceError(status, message)   the service answered with an error status
-│                                          (or a 200 whose body does not fit the contract)
+│                                          (or a 200 whose body does not fit the contract);
+│                                          ``permanent`` when only its operator can fix it
 ├── RewardTimeout                          no answer in time; the message names the URL
 ├── RewardConnectionError                  cannot connect, or the connection broke
 └── InvalidSampleError                     a sample the client cannot send (no response, unknown
@@ -30,6 +31,7 @@ from contextlib import contextmanager
 import httpx
 
 __all__ = [
+    "PERMANENT_503_REASONS",
     "InvalidSampleError",
     "RewardClientError",
     "RewardConnectionError",
@@ -39,6 +41,13 @@ __all__ = [
     "map_httpx_errors",
     "rename_samples",
 ]
+
+
+#: What the service says in a 503 that waiting cannot fix: the profile needs a judge and the
+#: service was started without one (``REWARD_JUDGE_BACKEND=none``). The service sends it as
+#: a 503 with ``Retry-After`` like a judge that is loading, so the client tells them apart
+#: by these words of its ``error`` text.
+PERMANENT_503_REASONS: tuple[str, ...] = ("no judge configured",)
 
 
 class RewardClientError(Exception):
@@ -69,10 +78,24 @@ class RewardServiceError(RewardClientError):
         super().__init__(f"HTTP {status}{where}: {message}")
 
     @property
+    def permanent(self) -> bool:
+        """A 503 that sending again cannot fix (``PERMANENT_503_REASONS``: no judge
+        configured); the service's operator, or another profile, can.
+
+        >>> RewardServiceError(503, "profile safer_vlm cannot score now: no judge "
+        ...                    "configured (REWARD_JUDGE_BACKEND=none)").permanent
+        True
+        >>> RewardServiceError(503, "judge grm: model loading").permanent
+        False
+        """
+        return self.status == 503 and any(r in self.message for r in PERMANENT_503_REASONS)
+
+    @property
     def retryable(self) -> bool:  # type: ignore[override]
-        # 503 is the contract's "scorer unavailable, come back later"; every 4xx is the
-        # caller's mistake and sending it again cannot help.
-        return self.status == 503
+        # 503 is the contract's "scorer unavailable, come back later", unless the service
+        # has no judge at all; every 4xx is the caller's mistake and sending it again
+        # cannot help.
+        return self.status == 503 and not self.permanent
 
     def __reduce__(self):  # keep picklable across processes (multiprocessing, Ray)
         return (type(self), (self.status, self.message, self.url, self.retry_after))

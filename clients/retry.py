@@ -20,10 +20,12 @@ class RetryPolicy:
     """When and how long to wait before sending a request again.
 
     Retried: connection errors, timeouts and 503 (the contract's "scorer unavailable"),
-    never a 4xx. The wait is exponential backoff with jitter, ``backoff * 2**attempt`` capped
-    at ``max_backoff`` and scaled by a random factor in [0.5, 1]; a ``Retry-After`` from the
-    service replaces it (plus up to 10% jitter, so clients told the same number do not come
-    back in lockstep), capped at ``max_retry_after``.
+    never a 4xx, nor a 503 the service gives because it has no judge at all
+    (``RewardServiceError.permanent``). The wait is exponential backoff with jitter,
+    ``backoff * 2**attempt`` capped at ``max_backoff`` and scaled by a random factor in
+    [0.5, 1]; a ``Retry-After`` from the service replaces it (plus up to 10% jitter, so
+    clients told the same number do not come back in lockstep), capped at
+    ``max_retry_after``.
 
     Args:
         max_retries: retries after the first attempt (0 = one attempt only).
@@ -38,6 +40,8 @@ class RetryPolicy:
     >>> p.delay(0, RewardServiceError(503, "loading", retry_after=3)) >= 3
     True
     >>> p.delay(2, RewardServiceError(503, "loading")) is None  # retries used up
+    True
+    >>> p.delay(0, RewardServiceError(503, "no judge configured")) is None  # waiting cannot help
     True
     """
 
