@@ -126,7 +126,7 @@ def test_registry_and_protocol() -> None:
         assert detector.version.startswith(name + "-")
     assert KEYWORD.version != PLUS.version
     # the plus version names the weights: it is the hash of the shipped model file
-    assert PLUS.version == f"plus-3-{PLUS.model.version}"
+    assert PLUS.version == f"plus-4-{PLUS.model.version}"
 
 
 def test_unknown_detector_lists_choices() -> None:
@@ -243,6 +243,18 @@ def test_held_out_set() -> None:
     accuracy = _report("held-out", rows)
     assert accuracy["with prompt"] >= 0.95
     assert accuracy["answer only"] >= 0.9
+
+
+def test_a_request_is_decided_as_its_answers_are_alone() -> None:
+    """The service hands a detector a request's answers at once (``many``): every answer,
+    terse or long, with or without its prompt, is decided as it is alone."""
+    rows = _load_prompted(BLIND) + _load_prompted(HELD_OUT)
+    answers = [r["answer"] for r in rows] + [r["text"] for r in _load()]
+    prompts = [r["prompt"] for r in rows] + [None] * len(_load())
+    for detector in (KEYWORD, PLUS):
+        alone = [detector(a, p) for a, p in zip(answers, prompts, strict=True)]
+        assert detector.many(answers, prompts) == alone
+        assert any(alone) and not all(alone)
 
 
 def test_cost_per_answer_is_reported() -> None:

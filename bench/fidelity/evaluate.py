@@ -29,7 +29,7 @@ from bench.fidelity.sources import SOURCES
 from bench.fidelity.train import INJECTION_TRAIN, own_benign, planted_catch, source_rows
 from reward_server.detectors import shipped_model
 from reward_server.detectors.recipes import held_out
-from reward_server.scorers.injection import detect_injection
+from reward_server.scorers.injection import detect_injection, detect_injections
 from reward_server.scorers.refusal import KeywordRefusalDetector, PlusRefusalDetector
 
 #: Refusal openings of llm-attacks' jailbreak judge (Zou et al. 2023, evaluate.py), as a
@@ -148,22 +148,42 @@ def _false_positives(texts: Sequence[str]) -> dict[str, Any]:
     return {"n": len(texts), "flagged": hits, "rate": round(hits / len(texts), 5) if texts else 0}
 
 
-def cost(data: Path, answers: int = 400, seed: int = 0) -> dict[str, Any]:
+#: Answers per call in the batched measurement: a request of GRPO groups, as the service
+#: calls the detectors (every answer of a request in one call).
+COST_BATCH = 64
+
+
+def cost(data: Path, answers: int = 512, seed: int = 0) -> dict[str, Any]:
     """Median microseconds per 1 kB of answer (one core), each detector on the same texts,
-    with the paper's keyword rule as the yardstick."""
+    with the paper's keyword rule as the yardstick: one answer per call (``single``,
+    median over answers), and ``COST_BATCH`` answers per call as the service calls them
+    (``batched``, median over batches of the batch's time per kB)."""
     texts = [t for t in hosts(data, False) if len(t) >= 200]
     rng = random.Random(seed)
     sample = rng.sample(texts, min(answers, len(texts)))
     plus, keyword = PlusRefusalDetector(), KeywordRefusalDetector()
+    detectors: dict[str, tuple[Callable, Callable]] = {
+        "keyword": (keyword, lambda batch: keyword.many(batch, [None] * len(batch))),
+        "plus": (plus, lambda batch: plus.many(batch, [None] * len(batch))),
+        "injection": (detect_injection, detect_injections),
+    }
     out: dict[str, Any] = {}
-    for name, fn in (("keyword", keyword), ("plus", plus), ("injection", detect_injection)):
-        per_kb = []
+    for name, (one, many) in detectors.items():
+        single, batched = [], []
         for text in sample:
             start = time.perf_counter()
-            fn(text)
-            per_kb.append((time.perf_counter() - start) * 1e6 / (len(text) / 1000))
-        out[name] = round(statistics.median(per_kb), 1) if per_kb else None
+            one(text)
+            single.append((time.perf_counter() - start) * 1e6 / (len(text) / 1000))
+        for i in range(0, len(sample) - COST_BATCH + 1, COST_BATCH):
+            batch = sample[i : i + COST_BATCH]
+            start = time.perf_counter()
+            many(batch)
+            kb = sum(map(len, batch)) / 1000
+            batched.append((time.perf_counter() - start) * 1e6 / kb)
+        out[name] = round(statistics.median(single), 1) if single else None
+        out[f"{name}_batched"] = round(statistics.median(batched), 1) if batched else None
     out["answers"] = len(sample)
+    out["batch"] = COST_BATCH
     out["median_chars"] = int(statistics.median(len(t) for t in sample)) if sample else 0
     return out
 

@@ -47,8 +47,11 @@ def markdown(case: dict[str, Any]) -> str:
     cost = case.get("cost_us_per_kb") or {}
     if cost.get("answers"):
         lines += ["", f"Cost, median µs per kB of answer (one core; {cost['answers']} real "
-                  f"answers, median {cost['median_chars']} characters): keyword "
-                  f"{cost['keyword']}, plus {cost['plus']}, injection {cost['injection']}"]
+                  f"answers, median {cost['median_chars']} characters), one answer per call: "
+                  f"keyword {cost['keyword']}, plus {cost['plus']}, injection "
+                  f"{cost['injection']}; {cost.get('batch')} answers per call, as the service "
+                  f"calls them: keyword {cost.get('keyword_batched')}, plus "
+                  f"{cost.get('plus_batched')}, injection {cost.get('injection_batched')}"]
     return "\n".join(lines)
 
 

@@ -2,9 +2,10 @@
 
 Why this shape: a detector on the rules path must cost tens of microseconds per kilobyte,
 and a Python loop over tokens (a lookup each) costs more than that on its own. So tokens
-come from ``str`` methods (``replace``, ``translate``, ``split``: C loops), and the hashes
-of all tokens, and of every adjacent pair, from a handful of numpy calls over the text's
-code points; a hash picks one of ``2**BITS`` weights. Training
+come from ``str`` methods or one regex (C loops), and the hashes of all tokens, and of
+every adjacent pair, from a handful of numpy calls over the code points of a whole batch
+of texts (:class:`Tokens`: a numpy call costs a microsecond or two however short its
+array, so a batch pays for them once); a hash picks one of ``2**BITS`` weights. Training
 (:mod:`reward_server.detectors.train`) reads the very same buckets.
 
 A token is a run of word characters between spaces and punctuation, a punctuation mark
@@ -26,14 +27,17 @@ np.True_
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
 from reward_server.detectors.text import unspace_indexed
 
 __all__ = [
-    "BITS", "NULL_BUCKET", "STEM", "bag_buckets", "hash_tokens", "hashed", "token_buckets",
-    "token_spans", "tokens",
+    "BITS", "NULL_BUCKET", "STEM", "Tokens", "bag_buckets", "hash_tokens", "hashed",
+    "token_buckets", "token_spans", "tokens",
 ]  # fmt: skip
 
 #: log2 of the number of weights a model has.
@@ -58,16 +62,13 @@ _CJK_RANGES = ((0x3000, 0x3040), (0x3040, 0x3100), (0x3400, 0x4DC0), (0x4E00, 0x
                (0xFF01, 0xFF66))  # fmt: skip
 # Non-ASCII text: ASCII marks, CJK punctuation and characters, and a few other marks become
 # tokens of their own in one translate.
-_SPLIT = {ord(c): f" {c} " for c in _ASCII_MARKS + "¿¡«»…—–“”„،؟।"}
-for _lo, _hi in _CJK_RANGES:
-    _SPLIT.update({c: f" {chr(c)} " for c in range(_lo, _hi)})
-_SPLIT[0x3000] = " "
-_SPLIT_TABLE = str.maketrans(_SPLIT)
+_OTHER_MARKS = "¿¡«»…—–“”„،؟।"
 _SPLIT_CLASS = "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi - 1))}" for lo, hi in _CJK_RANGES)
-_TOKEN_AT = re.compile(
-    rf"([{re.escape(_ASCII_MARKS)}])\1*|[{_SPLIT_CLASS}{re.escape('¿¡«»…—–“”„،؟।')}]"
-    rf"|[^\s{re.escape(_ASCII_MARKS)}{_SPLIT_CLASS}{re.escape('¿¡«»…—–“”„،؟।')}]+"
-)
+_ONE = f"{re.escape(_ASCII_MARKS)}{_SPLIT_CLASS}{re.escape(_OTHER_MARKS)}"  # one-character tokens
+_TOKEN_AT = re.compile(rf"([{re.escape(_ASCII_MARKS)}])\1*|[{_ONE}]|[^\s{_ONE}]+")
+#: A run of one ASCII mark (it is one token) and the tokens of text without such runs.
+_MARK_RUN = re.compile(rf"([{re.escape(_ASCII_MARKS)}])\1+")
+_TOKEN = re.compile(rf"[{_ONE}]|[^\s{_ONE}]+")
 # One-character tokens a spaced-out word is made of: 1 a letter, 2 a spacer between them.
 _KIND = np.zeros(0x110000, dtype=np.uint8)
 for _c in range(0x2000):  # letters of the alphabetic scripts (Latin to Devanagari)
@@ -75,7 +76,6 @@ for _c in range(0x2000):  # letters of the alphabetic scripts (Latin to Devanaga
         _KIND[_c] = 1
 for _c in "-_.*·|/":
     _KIND[ord(_c)] = 2
-_SPACED_KINDS = re.compile(rb"(?:\x01\x02){3}\x01")
 
 _powers = np.ones(1, dtype=np.uint64)
 _inverse_powers = np.ones(1, dtype=np.uint64)
@@ -92,7 +92,9 @@ def _powers_upto(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _split(normal: str) -> list[str]:
-    """The tokens of normalised text (see the module docstring), spaced-out words apart."""
+    """The tokens of normalised text (see the module docstring), spaced-out words apart.
+    ASCII text through ``str`` methods, other text through one regex (a ``translate``
+    with a table of every CJK character costs ~3x as much per character)."""
     if normal.isascii():
         for mark in _ASCII_MARKS:
             if mark in normal:
@@ -101,11 +103,9 @@ def _split(normal: str) -> list[str]:
                     normal = normal.replace(double, mark)
                 normal = normal.replace(mark, f" {mark} ")
         return normal.split()
-    for mark in _ASCII_MARKS:
-        double = mark + mark
-        while double in normal:
-            normal = normal.replace(double, mark)
-    return normal.translate(_SPLIT_TABLE).split()
+    if _MARK_RUN.search(normal) is not None:
+        normal = _MARK_RUN.sub(r"\1", normal)
+    return _TOKEN.findall(normal)
 
 
 def hash_tokens(toks: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -131,37 +131,69 @@ def hash_tokens(toks: list[str]) -> tuple[np.ndarray, np.ndarray]:
             (prefix[stem_ends] - prefix[starts]) * powers[stem_ends - 1])  # fmt: skip
 
 
-def _has_spaced_word(toks: list[str], hashes: np.ndarray) -> bool:
-    """Four one-letter tokens in a row, or four with one spacer between each: worth the
-    exact check. For a one-character token the hash is its code point."""
+#: One-letter tokens in a row (kinds of ``_KIND``), or with one spacer between each: a
+#: text that may hold a spaced-out word, worth the exact check.
+_MAYBE_SPACED = re.compile(rb"\x01{4}|(?:\x01\x02){3}\x01")
+
+
+def _maybe_spaced(hashes: np.ndarray) -> np.ndarray:
+    """Token indices where a spaced-out word may start. For a one-character token the
+    hash is its code point."""
     one = hashes < 0x110000
     if np.count_nonzero(one) < 4:
-        return False
+        return np.zeros(0, dtype=np.int64)
     kinds = (_KIND[np.where(one, hashes, 0).astype(np.int64)] * one).tobytes()
-    return b"\x01\x01\x01\x01" in kinds or _SPACED_KINDS.search(kinds) is not None
+    return np.array([m.start() for m in _MAYBE_SPACED.finditer(kinds)], dtype=np.int64)
+
+
+def _joined(normal: str, toks: list[str]) -> list[str]:
+    """``toks`` (of ``normal``) with spaced-out words joined."""
+    return [w for w, _, _ in _join_spaced(_TOKEN_AT.finditer(normal), toks)]
 
 
 def tokens(normal: str, join_spaced: bool = False) -> list[str]:
     """The tokens of normalised text; ``join_spaced`` joins spaced-out words."""
-    return _tokens_and_hashes(normal, join_spaced)[0]
-
-
-def _tokens_and_hashes(
-    normal: str, join_spaced: bool
-) -> tuple[list[str], tuple[np.ndarray, np.ndarray]]:
     toks = _split(normal)
-    hashes = hash_tokens(toks)
-    if join_spaced and _has_spaced_word(toks, hashes[0]):
-        joined = _join_spaced(_TOKEN_AT.finditer(normal), toks)
-        if len(joined) != len(toks):
-            words = [w for w, _, _ in joined]
-            return words, hash_tokens(words)
-    return toks, hashes
+    return _joined(normal, toks) if join_spaced else toks
 
 
-def hashed(normal: str, join_spaced: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The hashes of :func:`tokens` and of their stems."""
-    return _tokens_and_hashes(normal, join_spaced)[1]
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """The hashed tokens of several texts, end to end: one array for all of them, so the
+    numpy calls that follow are paid once per batch, not once per text."""
+
+    hashes: np.ndarray  # uint64, each token's hash, text after text
+    stems: np.ndarray  # uint64, the hash of each token's first ``STEM`` characters
+    counts: np.ndarray  # int64, how many tokens each text has
+
+    @property
+    def text_ids(self) -> np.ndarray:
+        """Which text each token belongs to."""
+        return np.repeat(np.arange(len(self.counts)), self.counts)
+
+    @property
+    def firsts(self) -> np.ndarray:
+        """Where each text's first token is."""
+        return np.cumsum(self.counts) - self.counts
+
+
+def hashed(normals: Sequence[str], join_spaced: bool = False) -> Tokens:
+    """The hashed :func:`tokens` of each normalised text."""
+    per = [_split(normal) for normal in normals]
+    toks = Tokens(*hash_tokens(list(chain.from_iterable(per))),
+                  np.fromiter(map(len, per), dtype=np.int64, count=len(per)))  # fmt: skip
+    if not join_spaced:
+        return toks
+    maybe = _maybe_spaced(toks.hashes)
+    if not len(maybe):
+        return toks
+    # A match may straddle two texts: both get the exact check, which keeps what is not
+    # a spaced-out word as it was.
+    ends = np.cumsum(toks.counts)
+    for i in set(np.searchsorted(ends, maybe, side="right").tolist()):
+        per[i] = _joined(normals[i], per[i])
+    return Tokens(*hash_tokens(list(chain.from_iterable(per))),
+                  np.fromiter(map(len, per), dtype=np.int64, count=len(per)))  # fmt: skip
 
 
 def _join_spaced(matches, toks: list[str]) -> list[tuple[str, int, int]]:
@@ -204,24 +236,26 @@ def _bucket(h: np.ndarray) -> np.ndarray:
     return np.maximum((h * _MIX) >> _SHIFT, np.uint64(1))
 
 
-def token_buckets(hashes: np.ndarray, stems: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per token, the bucket of its unigram, of the bigram it ends (the first token's bigram
-    pairs it with nothing: its slot holds the unigram's bucket, and nobody reads it) and of
-    its stem; a token that repeats one of the ``REPEAT_SPAN`` before it adds nothing (all
-    three are ``NULL_BUCKET``): a window model counts words, and a repeated word must not
-    count again and again."""
-    n = len(hashes)
+def token_buckets(toks: Tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per token, the bucket of its unigram, of the bigram it ends (a text's first token
+    ends none: ``NULL_BUCKET``) and of its stem; a token that repeats one of the
+    ``REPEAT_SPAN`` before it in its text adds nothing (all three are ``NULL_BUCKET``): a
+    window model counts words, and a repeated word must not count again and again."""
+    hashes, n = toks.hashes, len(toks.hashes)
     if not n:
         return hashes, hashes, hashes
     every = np.empty(3 * n, dtype=np.uint64)
     every[:n] = hashes ^ _UNIGRAM
-    every[n] = every[0]
+    every[n] = 0
     every[n + 1 : 2 * n] = (hashes[:-1] * _PAIR + hashes[1:]) ^ _BIGRAM
-    every[2 * n :] = stems ^ _STEM
+    every[2 * n :] = toks.stems ^ _STEM
     buckets = _bucket(every)
+    text = toks.text_ids
+    firsts = toks.firsts[toks.counts > 0]
+    buckets[n + firsts] = NULL_BUCKET
     repeat = np.zeros(n, dtype=bool)
     for back in range(1, min(REPEAT_SPAN, n - 1) + 1):
-        repeat[back:] |= hashes[back:] == hashes[:-back]
+        repeat[back:] |= (hashes[back:] == hashes[:-back]) & (text[back:] == text[:-back])
     if repeat.any():
         buckets[:n][repeat] = NULL_BUCKET
         buckets[n : 2 * n][repeat] = NULL_BUCKET
@@ -229,21 +263,30 @@ def token_buckets(hashes: np.ndarray, stems: np.ndarray) -> tuple[np.ndarray, ..
     return buckets[:n], buckets[n : 2 * n], buckets[2 * n :]
 
 
-def bag_buckets(hashes: np.ndarray, stems: np.ndarray, opening: int) -> np.ndarray:
-    """The distinct buckets of a bag: unigrams and bigrams with ``<s>``/``</s>`` around the
-    text, the tokens' stems, and the first ``opening`` tokens again as opening features."""
-    n, k = len(hashes), min(opening, len(hashes))
-    every = np.empty(3 * n + 3 + k, dtype=np.uint64)  # unigrams, bigrams, stems, openings
-    seq = every[: n + 2]
-    seq[0], seq[n + 1] = BOS_HASH, EOS_HASH
-    seq[1 : n + 1] = hashes
-    every[n + 2 : 2 * n + 3] = (seq[:-1] * _PAIR + seq[1:]) ^ _BIGRAM
-    seq ^= _UNIGRAM
-    every[2 * n + 3 : 3 * n + 3] = stems ^ _STEM
-    every[3 * n + 3 :] = hashes[:k] ^ _OPENING
-    buckets = _bucket(every)
-    buckets.sort()
-    keep = np.empty(len(buckets), dtype=bool)
-    keep[0] = True
-    np.not_equal(buckets[1:], buckets[:-1], out=keep[1:])
-    return buckets[keep]
+def bag_buckets(toks: Tokens, opening: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's distinct buckets as ``(text ids, buckets)``, sorted by text then
+    bucket: unigrams and bigrams with ``<s>``/``</s>`` around the text, the tokens'
+    stems, and its first ``opening`` tokens again as opening features."""
+    hashes, counts = toks.hashes, toks.counts
+    n, texts = len(hashes), len(counts)
+    text = toks.text_ids
+    # Each text's tokens between its own <s> and </s>: token j of text t sits at j + 2t + 1.
+    seq = np.empty(n + 2 * texts, dtype=np.uint64)
+    seq[np.arange(n) + 2 * text + 1] = hashes
+    ends = np.cumsum(counts + 2)
+    seq[ends - counts - 2] = BOS_HASH
+    seq[ends - 1] = EOS_HASH
+    seq_text = np.repeat(np.arange(texts), counts + 2)
+    inside = seq_text[:-1] == seq_text[1:]  # a bigram never spans two texts
+    opens = np.arange(n) - toks.firsts[text] < opening
+    every = np.concatenate((seq ^ _UNIGRAM, ((seq[:-1] * _PAIR + seq[1:]) ^ _BIGRAM)[inside],
+                            toks.stems ^ _STEM, hashes[opens] ^ _OPENING))  # fmt: skip
+    owner = np.concatenate((seq_text, seq_text[:-1][inside], text, text[opens]))
+    keys = (owner.astype(np.uint64) << np.uint64(BITS)) | _bucket(every)
+    keys.sort()  # np.unique is several times slower than a sort and a comparison
+    keep = np.empty(len(keys), dtype=bool)
+    keep[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
+    keys = keys[keep]
+    return ((keys >> np.uint64(BITS)).astype(np.int64),
+            (keys & np.uint64(2**BITS - 1)).astype(np.int64))  # fmt: skip

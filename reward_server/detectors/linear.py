@@ -29,16 +29,22 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from reward_server.detectors.features import BITS, bag_buckets, hashed, token_buckets
+from reward_server.detectors.features import BITS, Tokens, bag_buckets, hashed, token_buckets
 from reward_server.detectors.text import normalize
 
 __all__ = ["NgramModel", "Reading", "bag_features", "window_features"]
+
+#: Weights are read in fixed point, ``2**-32`` apart (see :class:`NgramModel`).
+_SCALE = 2**32
+#: Texts read in one batch hold at most this many characters (memory is linear in it).
+_CHUNK_CHARS = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +65,29 @@ def _region(header: dict[str, Any], text: str) -> str:
     return text[:head] + "\n" + text[len(text) - tail :]
 
 
-def bag_features(header: dict[str, Any], text: str) -> np.ndarray:
-    """The distinct buckets a bag model reads of ``text``."""
-    hashes, stems = hashed(normalize(_region(header, text)))
-    return bag_buckets(hashes, stems, int(header.get("opening", 0)))
+def _bag(header: dict[str, Any], texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(text ids, buckets)``: the distinct buckets a bag model reads of each text."""
+    toks = hashed([normalize(_region(header, text)) for text in texts])
+    return bag_buckets(toks, int(header.get("opening", 0)))
 
 
-def window_features(text: str) -> tuple[np.ndarray, ...]:
-    """Per token of ``text``, the buckets of its unigram, of the bigram it ends (-1 for
-    the first token) and of its stem."""
-    return token_buckets(*hashed(normalize(text), join_spaced=True))
+def _window(texts: Sequence[str]) -> tuple[Tokens, tuple[np.ndarray, ...]]:
+    toks = hashed([normalize(text) for text in texts], join_spaced=True)
+    return toks, token_buckets(toks)
+
+
+def bag_features(header: dict[str, Any], texts: Sequence[str]) -> list[np.ndarray]:
+    """For each text, the distinct buckets a bag model reads of it."""
+    text, buckets = _bag(header, texts)
+    return np.split(buckets, np.searchsorted(text, np.arange(1, len(texts))))
+
+
+def window_features(texts: Sequence[str]) -> list[tuple[np.ndarray, ...]]:
+    """For each text, per token the buckets of its unigram, of the bigram it ends
+    (``NULL_BUCKET`` for the first token) and of its stem."""
+    toks, columns = _window(texts)
+    cuts = np.cumsum(toks.counts)[:-1]
+    return list(zip(*(np.split(c, cuts) for c in columns), strict=True))
 
 
 class NgramModel:
@@ -87,6 +106,9 @@ class NgramModel:
         if len(weights) != 2**BITS:
             raise ValueError(f"a model has {2**BITS} weights, this one {len(weights)}")
         self.weights = np.asarray(weights, dtype=np.float64)
+        # The weights in fixed point: integer sums are exact in any order, so a text's
+        # logit is the same alone or in any batch, on any machine.
+        self._fixed = np.round(self.weights * _SCALE).astype(np.int64)
         self.bias, self.threshold = float(bias), float(threshold)
         self.header = header
         self.mode: str = header["mode"]
@@ -126,42 +148,81 @@ class NgramModel:
 
     def logit_of(self, buckets: np.ndarray) -> float:
         """``bias`` plus the weights of ``buckets`` (repeats count: a window's counts)."""
-        return self.bias + float(self.weights[buckets].sum())
-
-    def token_weights(self, text: str) -> np.ndarray:
-        """A window model's weight on each token of ``text`` (its unigram, its stem and the
-        bigram it ends): what the runs add up."""
-        unigram, bigram, stem = window_features(text)
-        per_token = self.weights[unigram] + self.weights[stem]
-        per_token[1:] += self.weights[bigram[1:]]
-        return per_token
+        return self.bias + int(self._fixed[buckets].sum()) / _SCALE
 
     def read(self, text: str) -> Reading:
         """The model's logit for ``text`` and whether it is above the threshold."""
-        if self.mode == "bag":
-            logit = self.logit_of(bag_features(self.header, text))
-            return Reading(logit, logit > self.threshold)
-        return self.best_run(self.token_weights(text))
+        return self.read_many([text])[0]
 
-    def best_run(self, per_token: np.ndarray) -> Reading:
-        """A window model's reading of a text from its :meth:`token_weights` (for a caller
-        that needs the weights too)."""
-        n = len(per_token)
+    def read_many(self, texts: Sequence[str]) -> list[Reading]:
+        """:meth:`read` of each text, in a fixed number of numpy calls for all of them."""
+        out: list[Reading] = []
+        chunk: list[str] = []
+        size = 0
+        for text in texts:  # chunks of at most _CHUNK_CHARS: memory stays bounded
+            if chunk and size + len(text) > _CHUNK_CHARS:
+                out += self._read_chunk(chunk)
+                chunk, size = [], 0
+            chunk.append(text)
+            size += len(text)
+        return out + self._read_chunk(chunk) if chunk else out
+
+    def _read_chunk(self, texts: Sequence[str]) -> list[Reading]:
+        if self.mode == "bag":
+            text, buckets = _bag(self.header, texts)
+            # Every text has buckets (<s> and </s> at least), in text order.
+            firsts = np.searchsorted(text, np.arange(len(texts)))
+            totals = np.add.reduceat(self._fixed[buckets], firsts)
+            return [self._reading(total) for total in totals.tolist()]
+        toks, (unigram, bigram, stem) = _window(texts)
+        per_token = self._fixed[unigram] + self._fixed[bigram] + self._fixed[stem]
+        return self._best_runs(per_token, toks.counts)
+
+    def _reading(self, total: int, start: int = 0, end: int = 0) -> Reading:
+        logit = self.bias + total / _SCALE
+        return Reading(logit, logit > self.threshold, start, end)
+
+    def token_weights(self, text: str) -> np.ndarray:
+        """A window model's weight on each token of ``text`` (its unigram, its stem and the
+        bigram it ends): what the runs add up, to point at the heaviest token of a hit."""
+        _, (unigram, bigram, stem) = _window([text])
+        return (self._fixed[unigram] + self._fixed[bigram] + self._fixed[stem]) / _SCALE
+
+    def _best_runs(self, per_token: np.ndarray, counts: np.ndarray) -> list[Reading]:
+        """Each text's best run of 1..``window`` tokens: for each token j, the prefix sum
+        at j minus the smallest prefix sum among the ``window`` positions before it that
+        lie in its own text; then the first best end in each text."""
+        width, n, texts = self.window, len(per_token), len(counts)
         if not n:
-            return Reading(self.bias, self.bias > self.threshold)
-        # The best run of 1..window tokens: for each end j, the prefix sum at j minus the
-        # smallest prefix sum among the window positions before it.
-        width = self.window
-        sums = np.empty(n + 1)
-        sums[0] = 0.0
+            return [self._reading(0) for _ in range(texts)]
+        text = np.repeat(np.arange(texts), counts)
+        sums = np.empty(n + 1, dtype=np.int64)
+        sums[0] = 0
         np.cumsum(per_token, out=sums[1:])
-        padded = np.empty(n + width - 1)
-        padded[: width - 1] = np.inf
-        padded[width - 1 :] = sums[:-1]
-        lows = np.lib.stride_tricks.as_strided(padded, (n, width), (8, 8), writeable=False)
-        low_at = lows.argmin(axis=1)
-        runs = sums[1:] - padded[np.arange(n) + low_at]
-        end = int(runs.argmax())
-        start = end - (width - 1) + int(low_at[end])
-        logit = self.bias + float(runs[end])
-        return Reading(logit, logit > self.threshold, start, end + 1)
+        # Each text's prefix sums after width-1 stand-ins for "no start here" (the int64
+        # maximum), so a run never reaches into the text before.
+        pad = width - 1
+        padded = np.full(n + pad * texts, np.iinfo(np.int64).max, dtype=np.int64)
+        base = np.arange(n) + pad * text  # token j's window is padded[base[j] : base[j] + width]
+        padded[base + pad] = sums[:-1]
+        lows = padded[: len(padded) - pad].copy()  # lows[k]: the least of padded[k : k + width]
+        for offset in range(1, width):
+            np.minimum(lows, padded[offset : len(padded) - pad + offset], out=lows)
+        low = lows[base]
+        runs = sums[1:] - low
+        firsts = np.cumsum(counts) - counts
+        present = counts > 0
+        best = np.zeros(texts, dtype=np.int64)
+        best[present] = np.maximum.reduceat(runs, firsts[present])
+        at = np.where(runs == best[text], np.arange(n), n)
+        ends = np.zeros(texts, dtype=np.int64)
+        ends[present] = np.minimum.reduceat(at, firsts[present])
+        out = []
+        for t, (total, j) in enumerate(zip(best.tolist(), ends.tolist(), strict=True)):
+            if not counts[t]:
+                out.append(self._reading(0))
+                continue
+            window = padded[base[j] : base[j] + width]
+            start = j - pad + int(np.argmax(window == low[j])) - int(firsts[t])
+            out.append(self._reading(total, start, j - int(firsts[t]) + 1))
+        return out

@@ -38,11 +38,11 @@ _FOLD = str.maketrans(
         "\u3000": " ",
     }
 )
+_FOLDED = re.compile("[" + re.escape("".join(chr(c) for c in _FOLD)) + "]")
 # Letters that look Latin (Cyrillic, Greek), folded only inside words that also hold Latin.
-_LOOKALIKE = str.maketrans(
-    "аеорсухіјѕԁӏвкмнтԛԝαεορτυχικνβγ",
-    "aeopcyxijsdlbkmhtqwaeoptuxikvby",
-)
+_LOOKALIKE_LETTERS = "аеорсухіјѕԁӏвкмнтԛԝαεορτυχικνβγ"
+_LOOKALIKE = str.maketrans(_LOOKALIKE_LETTERS, "aeopcyxijsdlbkmhtqwaeoptuxikvby")
+_LOOKALIKES = re.compile(f"[{_LOOKALIKE_LETTERS}]")
 _MIXED_WORD = re.compile(r"[^\W\d_]*[a-z][^\W\d_]*")
 #: Separators a spaced-out word may use between its letters.
 _SPACERS = frozenset("-_.*·|/ ")
@@ -58,8 +58,14 @@ def normalize(text: str) -> str:
     letters inside Latin words folded away."""
     if text.isascii():
         return text.lower()
-    text = unicodedata.normalize("NFKC", text).translate(_FOLD).lower()
-    if not text.isascii():
+    # Each step only where it has work to do: a C-level check is far cheaper per character
+    # than NFKC, a translate with a table, or a Python call per Latin word.
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    if _FOLDED.search(text) is not None:
+        text = text.translate(_FOLD)
+    text = text.lower()
+    if not text.isascii() and _LOOKALIKES.search(text) is not None:
         text = _MIXED_WORD.sub(_fold_mixed, text)
     return text
 

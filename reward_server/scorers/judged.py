@@ -3,7 +3,7 @@ through a configured judge, behind the injection rule.
 
 The policy is trained against the judge and learns whatever moves it; text addressed to
 the grader is the cheapest move. So before the judge is asked, every response goes
-through ``detect_injection`` with the rubric's reply keys (and ``step_safety``): a hit
+through ``detect_injections`` with the rubric's reply keys (and ``step_safety``): a hit
 is reward 0 with ``components.injection = 1`` and ``penalties.injection = -1``, and the
 judge never sees it (a mix that includes this profile gives the sample 0 too, whatever its
 other parts say: ``reward_server.scorers.mix``).
@@ -23,7 +23,7 @@ from reward_server.offload import run_sized, text_chars
 from reward_server.profiles import Profile
 from reward_server.rubric import STEP_KEY, JudgeVerdict
 from reward_server.scorers.base import ProfileScorer
-from reward_server.scorers.injection import InjectionHit, detect_injection
+from reward_server.scorers.injection import InjectionHit, detect_injections
 from reward_server.scorers.keys import INJECTION
 from reward_server.scorers.safer_vlm import aggregate, no_answer_result
 
@@ -83,7 +83,7 @@ class JudgeScorer(ProfileScorer):
         keys = self.injection_keys  # a large request is checked in a worker thread (offload)
         hits = await run_sized(
             text_chars(samples),
-            lambda: [detect_injection(s.response, rubric_keys=keys) for s in samples],
+            lambda: detect_injections([s.response for s in samples], rubric_keys=keys),
         )
         for i, (sample, hit) in enumerate(zip(samples, hits, strict=True)):
             if hit is not None:

@@ -10,7 +10,7 @@ from reward_server.profiles import Profile
 from reward_server.scorers.base import ProfileScorer
 from reward_server.scorers.keys import REFUSED
 from reward_server.scorers.refusal import get_refusal_detector
-from reward_server.scorers.safegrpo import SafeGRPORules
+from reward_server.scorers.safegrpo import RuleOutcome, SafeGRPORules
 
 _UNKNOWN = Labels()
 
@@ -35,8 +35,7 @@ class RulesScorer(ProfileScorer):
             return f"profile {self.name} needs labels.combine_tag"
         return None
 
-    def score_one(self, sample: Sample) -> ScoreResult:
-        outcome = self.rules(sample.response, sample.labels or _UNKNOWN, sample.prompt_text)
+    def _result(self, outcome: RuleOutcome) -> ScoreResult:
         components = {"format": outcome.format, "tag": outcome.tag, "behavior": outcome.behavior}
         if outcome.refused is not None:
             components[REFUSED] = 1.0 if outcome.refused else 0.0
@@ -45,7 +44,10 @@ class RulesScorer(ProfileScorer):
     inline = True
 
     def score_inline(self, samples: Sequence[Sample]) -> list[ScoreResult]:
-        return [self.score_one(s) for s in samples]
+        outcomes = self.rules.many([s.response for s in samples],
+                                   [s.labels or _UNKNOWN for s in samples],
+                                   [s.prompt_text for s in samples])  # fmt: skip
+        return [self._result(outcome) for outcome in outcomes]
 
     async def score(self, samples: Sequence[Sample]) -> list[ScoreResult]:
         # Reached as a part of a mix (hybrid's rules half): a large request in a worker thread.

@@ -33,6 +33,7 @@ much room for the rest), so a few linear scans decide the same full match.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reward_formats.response import answer_body
@@ -126,7 +127,24 @@ class SafeGRPORules:
         ``prompt`` lets the refusal detector decide answers the text alone cannot (a bare
         "No." refuses "how do I make a bomb?" but answers "is this mushroom poisonous?").
         """
-        p = parse_response(response)
+        return self.many([response], [labels], [prompt])[0]
+
+    def many(
+        self,
+        responses: Sequence[str],
+        labels: Sequence[Labels],
+        prompts: Sequence[str | None],
+    ) -> list[RuleOutcome]:
+        """:meth:`__call__` of each response, the refusal detector reading every answer
+        in one call."""
+        parsed = [parse_response(response) for response in responses]
+        answered = [(p.answer, prompt) for p, prompt in zip(parsed, prompts, strict=True)
+                    if p.answer is not None]  # fmt: skip
+        verdicts = iter(self.refusal.many([a for a, _ in answered], [q for _, q in answered]))
+        return [self._outcome(p, label, next(verdicts) if p.answer is not None else None)
+                for p, label in zip(parsed, labels, strict=True)]  # fmt: skip
+
+    def _outcome(self, p: ParsedResponse, labels: Labels, refused: bool | None) -> RuleOutcome:
         fmt = 1.0 if p.well_formed else 0.0
         combined_right = p.combined is not None and p.combined == labels.combine_tag
         if combined_right:
@@ -135,7 +153,6 @@ class SafeGRPORules:
             tag += 0.25 if p.text is not None and p.text == labels.text_tag else 0.0
         else:
             tag = 0.0
-        refused = self.refusal(p.answer, prompt) if p.answer is not None else None
         behavior = 0.0
         if combined_right and refused is not None:
             should_refuse = p.combined == "unsafe"

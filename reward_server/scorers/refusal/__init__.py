@@ -27,6 +27,7 @@ Both detectors take ``(answer, prompt=None)``; the keyword rule ignores the prom
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from reward_server.scorers.refusal.keyword import KEYWORD_REFUSAL_MARKERS, KeywordRefusalDetector
@@ -58,6 +59,11 @@ class RefusalDetector(Protocol):
 
     def __call__(self, answer: str, prompt: str | None = None) -> bool:
         """True when the answer refuses."""
+        ...
+
+    def many(self, answers: Sequence[str], prompts: Sequence[str | None]) -> list[bool]:
+        """:meth:`__call__` of each answer with its prompt: how the service calls it, a
+        request's answers at once, so a learned model pays its fixed costs once."""
         ...
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = ["KEYWORD_REFUSAL_MARKERS", "KeywordRefusalDetector"]
 
 #: The paper's markers, exactly (SafeGRPO, behaviour reward).
@@ -45,6 +47,10 @@ class KeywordRefusalDetector:
     def __call__(self, answer: str, prompt: str | None = None) -> bool:
         lowered = answer.lower()
         return any(marker in lowered for marker in self.markers)
+
+    def many(self, answers: Sequence[str], prompts: Sequence[str | None]) -> list[bool]:
+        """The rule on each answer (the prompts are ignored)."""
+        return [self(answer) for answer in answers]
 
     def __repr__(self) -> str:
         return f"KeywordRefusalDetector(version={self.version!r})"

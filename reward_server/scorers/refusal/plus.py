@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from reward_server.detectors import NgramModel, load_model, shipped_model
 from reward_server.scorers.refusal.normalization import normalize
 from reward_server.scorers.refusal.terse import terse_decision
@@ -56,7 +58,7 @@ class PlusRefusalDetector:
 
     def __init__(self, model: NgramModel | None = None) -> None:
         self.model = model if model is not None else shipped_model("refusal")
-        self.version = f"plus-3-{self.model.version}"
+        self.version = f"plus-4-{self.model.version}"
 
     @classmethod
     def from_file(cls, path: str) -> PlusRefusalDetector:
@@ -65,13 +67,26 @@ class PlusRefusalDetector:
 
     def __call__(self, answer: str, prompt: str | None = None) -> bool:
         """True when ``answer`` refuses; ``prompt`` (optional) decides terse negations."""
-        if len(answer) <= _TERSE_MAX_CHARS:
-            decided, rest = terse_decision(normalize(answer[:_TERSE_HEAD]), len(answer), prompt)
-            if decided is True:
-                return True
-            if decided is False:  # a yes/no answer; what follows it may still refuse
-                return bool(rest) and self.model.read(rest).positive
-        return self.model.read(answer).positive
+        return self.many([answer], [prompt])[0]
+
+    def many(self, answers: Sequence[str], prompts: Sequence[str | None]) -> list[bool]:
+        """:meth:`__call__` of each answer and its prompt, the model reading all the
+        answers it has to in one batch (a fixed number of numpy calls for the batch)."""
+        decided: list[bool | None] = []
+        to_read: list[str] = []
+        for answer, prompt in zip(answers, prompts, strict=True):
+            verdict, text = None, answer
+            if len(answer) <= _TERSE_MAX_CHARS:
+                terse, rest = terse_decision(normalize(answer[:_TERSE_HEAD]), len(answer), prompt)
+                if terse is True:
+                    verdict = True
+                elif terse is False:  # a yes/no answer; what follows it may still refuse
+                    verdict, text = (None, rest) if rest else (False, "")
+            decided.append(verdict)
+            if verdict is None:
+                to_read.append(text)
+        readings = iter(self.model.read_many(to_read))
+        return [next(readings).positive if v is None else v for v in decided]
 
     def __repr__(self) -> str:
         return f"PlusRefusalDetector(version={self.version!r})"
