@@ -104,5 +104,5 @@ def test_xstest_is_held_out() -> None:
 
 def test_the_published_report_is_the_shipped_weights() -> None:
     every = CASE["all_sources"]
-    assert every["refusal"]["version"] == f"plus-3-{shipped_model('refusal').version}"
+    assert every["refusal"]["version"] == f"plus-4-{shipped_model('refusal').version}"
     assert every["injection"]["version"] == shipped_model("injection").version

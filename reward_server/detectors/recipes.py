@@ -43,7 +43,7 @@ __all__ = [
     "refusal_model",
 ]
 
-REFUSAL_HEADER = {"mode": "bag", "head_chars": 600, "tail_chars": 200, "opening": 8}
+REFUSAL_HEADER = {"mode": "bag", "head_chars": 1200, "tail_chars": 300, "opening": 8}
 INJECTION_HEADER = {"mode": "window", "window": 24}
 
 
@@ -96,9 +96,9 @@ def refusal_model(
     ]
     header = dict(REFUSAL_HEADER)
     examples = [
-        Example(bag_features(header, r.text), r.label, r.weight,
+        Example(buckets, r.label, r.weight,
                 f"{r.source}:{_stable(r.prompt) if r.prompt else _stable(r.text)}")
-        for r in data
+        for r, buckets in zip(data, bag_features(header, [r.text for r in data]), strict=True)
     ]  # fmt: skip
     cfg = FitConfig(header=header, epochs=epochs)
     if progress:
@@ -142,7 +142,7 @@ def _run(text: str, rng: random.Random, shortest: int, longest: int,
          count: int = 1) -> list[np.ndarray]:  # fmt: skip
     """The buckets of ``count`` random runs of ``shortest``..``longest`` tokens of ``text``
     (all of it when shorter): each run's unigrams, stems and the bigrams inside it."""
-    unigram, bigram, stem = window_features(text)
+    ((unigram, bigram, stem),) = window_features([text])
     runs = []
     for _ in range(count):
         n = rng.randint(shortest, longest)
@@ -195,7 +195,7 @@ def injection_model(
     if progress:
         progress(f"injection: fitting on {len(examples)} runs")
     model = fit(examples, FitConfig(header=header, epochs=epochs))
-    logits = np.array([model.read(t).logit for t in check]) if check else np.zeros(1)
+    logits = np.array([r.logit for r in model.read_many(check)]) if check else np.zeros(1)
     model.threshold = float(np.quantile(logits, 1.0 - fp_target))
     report = {
         "threshold": round(model.threshold, 4),
