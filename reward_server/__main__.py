@@ -3,20 +3,22 @@
 Start-up refuses a ``REWARD_*`` name that is no setting (a typo such as ``REWARD_PROFLE``
 would otherwise be ignored) and prints configuration errors one line each. Once the socket
 is bound, one line on stderr says where the service listens and how it scores.
+
+Every start-up problem exits with code 1 after one ``reward_server:`` line on stderr: a
+setting, an address it cannot listen on (a port in use), or an app that failed to start (a
+judge that did not load; its traceback is logged before that line).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import errno
+import logging
 import os
 import sys
 from typing import Any
 
 from pydantic import ValidationError
-
-#: uvicorn's exit code when the server could not start (``uvicorn.main.STARTUP_FAILURE``).
-STARTUP_FAILURE = 3
 
 
 def _settings_help() -> str:
@@ -50,13 +52,53 @@ def _fail(lines: list[str]) -> None:
 
 
 def serving_line(settings: Any, host: str, port: int) -> str:
-    """``reward_server: serving on http://127.0.0.1:8000 (profile safegrpo_plus, cache lru)``."""
-    cache = "redis" if settings.redis_url else "lru" if settings.cache_size > 0 else "off"
+    """``reward_server: serving on http://127.0.0.1:8000 (profile safegrpo_plus, cache memory)``.
+
+    The cache is named as ``/ready`` names its backend (``memory``, ``redis``), or ``off``.
+    """
+    from reward_server.cache import LRUCache, RedisCache
+
+    cache = (RedisCache.name if settings.redis_url
+             else LRUCache.name if settings.cache_size > 0 else "off")
     judge = (f", judge {settings.judge_backend} {settings.judge_model}"
              if settings.has_judge else "")
     where = f"[{host}]" if ":" in host else host
     return (f"reward_server: serving on http://{where}:{port} "
             f"(profile {settings.default_profile}{judge}, cache {cache})")
+
+
+class _BindError(logging.Filter):
+    """Keeps the ``OSError`` uvicorn logs when it cannot bind (then it exits), so that start-up
+    says it in one ``reward_server:`` line instead of a log record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error: OSError | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, OSError):
+            self.error = record.msg
+            return False
+        return True
+
+
+def bind_error_line(host: str, port: int, exc: OSError) -> str:
+    """The one line for an address the service cannot listen on.
+
+    >>> bind_error_line("::1", 8000, OSError(errno.EADDRINUSE, "bind failed")).split(" (")[0]
+    'cannot listen on [::1]:8000: address already in use'
+    """
+    reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+    hint = {
+        errno.EADDRINUSE: " (another process has the port: stop it, or choose another port "
+                          "with --port or REWARD_PORT)",
+        errno.EACCES: " (ports below 1024 need privileges: choose another with --port or "
+                      "REWARD_PORT)",
+        errno.EADDRNOTAVAIL: " (no interface of this machine has that address: see "
+                             "--host or REWARD_HOST)",
+    }.get(exc.errno or 0, "")
+    where = f"[{host}]" if ":" in host else host
+    return f"cannot listen on {where}:{port}: {reason}{hint}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -91,10 +133,20 @@ def main(argv: list[str] | None = None) -> None:
                 print(serving_line(settings, host, port), file=sys.stderr, flush=True)
 
     server = AnnouncingServer(uvicorn.Config(app, **uvicorn_options(settings)))
-    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it shut
-        server.run()  # down on; uvicorn.run swallows it too
+    bind = _BindError()
+    logging.getLogger("uvicorn.error").addFilter(bind)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on
+        if not server.started:
+            sys.exit(130)
+    except SystemExit:  # uvicorn's own exit when it could not start (its code 3)
+        if server.started:
+            raise
     if not server.started:
-        sys.exit(STARTUP_FAILURE)
+        if bind.error is not None:
+            _fail([bind_error_line(settings.host, settings.port, bind.error)])
+        _fail(["the service did not start; the log above says why"])
 
 
 if __name__ == "__main__":
