@@ -164,6 +164,12 @@ class RolloutRecord:
     completions: list[str]
 
 
+def _now_safe(c: Correction, threshold: float) -> bool:
+    """Whether ``c`` was swapped in and its re-score reaches ``threshold`` (what
+    ``safety/corrections_succeeded`` counts)."""
+    return c.replaced and c.signal_after is not None and c.signal_after >= threshold
+
+
 class SafetyRollout:
     """TRL ``rollout_func`` that reflects on and corrects unsafe completions (see module doc).
 
@@ -250,8 +256,7 @@ class SafetyRollout:
                                         width, completion_ids, logprobs)
         totals = gather_object([(
             sum(c.replaced for c in corrections),
-            sum(c.replaced and c.signal_after is not None
-                and c.signal_after >= self.args.safety_threshold for c in corrections),
+            sum(_now_safe(c, self.args.safety_threshold) for c in corrections),
             [(c.reward_before, c.reward_after) for c in corrections if c.replaced],
         )])
         replaced = sum(t[0] for t in totals)
@@ -274,9 +279,14 @@ class SafetyRollout:
             if c.replaced:
                 final[c.index] = c.corrected
         self.last = RolloutRecord(trainer.state.global_step, signals, corrections, final)
-        if corrections:
-            log.info("step %d: corrected %d/%d unsafe completions on this process",
-                     trainer.state.global_step, sum(c.replaced for c in corrections), len(mine))
+        if corrections:  # in the metrics' words: replaced (swapped in), succeeded (now safe)
+            log.info(
+                "step %d: %d/%d unsafe completions on this process replaced by their "
+                "rewrites, %d of them at or above safety_threshold %g after re-scoring",
+                trainer.state.global_step, sum(c.replaced for c in corrections), len(mine),
+                sum(_now_safe(c, self.args.safety_threshold) for c in corrections),
+                self.args.safety_threshold,
+            )
         return output
 
     def _correct(
