@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("trl")
 
-from tests.test_trainer_rollout import CORRECTED, FakeTrainer, _prompts, _rollout  # noqa: E402
+from tests.test_trainer_rollout import CORRECTED, FakeTrainer, _prompts, _rollout
 
 
 @pytest.mark.parametrize(
