@@ -156,6 +156,9 @@ def test_a_batch_reads_each_text_as_it_reads_alone(name: str) -> None:
     assert model.read_many(_MIXED_BATCH) == alone
     shuffled = list(reversed(_MIXED_BATCH)) * 3
     assert model.read_many(shuffled) == [model.read(text) for text in shuffled]
+    # one-letter tokens at the end of one text and a spaced-out word opening the next
+    spaced = ["the answer is a b", "g r a d e the answer", "x y", "i g n o"]
+    assert model.read_many(spaced) == [model.read(text) for text in spaced]
     assert model.read_many([]) == []
 
 

@@ -136,14 +136,14 @@ def hash_tokens(toks: list[str]) -> tuple[np.ndarray, np.ndarray]:
 _MAYBE_SPACED = re.compile(rb"\x01{4}|(?:\x01\x02){3}\x01")
 
 
-def _maybe_spaced(hashes: np.ndarray) -> np.ndarray:
-    """Token indices where a spaced-out word may start. For a one-character token the
-    hash is its code point."""
+def _maybe_spaced(hashes: np.ndarray) -> list[tuple[int, int]]:
+    """Token ranges ``[start, end)`` that may hold a spaced-out word. For a one-character
+    token the hash is its code point."""
     one = hashes < 0x110000
     if np.count_nonzero(one) < 4:
-        return np.zeros(0, dtype=np.int64)
+        return []
     kinds = (_KIND[np.where(one, hashes, 0).astype(np.int64)] * one).tobytes()
-    return np.array([m.start() for m in _MAYBE_SPACED.finditer(kinds)], dtype=np.int64)
+    return [m.span() for m in _MAYBE_SPACED.finditer(kinds)]
 
 
 def _joined(normal: str, toks: list[str]) -> list[str]:
@@ -185,12 +185,16 @@ def hashed(normals: Sequence[str], join_spaced: bool = False) -> Tokens:
     if not join_spaced:
         return toks
     maybe = _maybe_spaced(toks.hashes)
-    if not len(maybe):
+    if not maybe:
         return toks
-    # A match may straddle two texts: both get the exact check, which keeps what is not
-    # a spaced-out word as it was.
+    # A match may straddle texts: every text it touches gets the exact check, which keeps
+    # what is not a spaced-out word as it was.
     ends = np.cumsum(toks.counts)
-    for i in set(np.searchsorted(ends, maybe, side="right").tolist()):
+    touched: set[int] = set()
+    for start, end in maybe:
+        first, last = np.searchsorted(ends, [start, end - 1], side="right").tolist()
+        touched.update(range(first, last + 1))
+    for i in touched:
         per[i] = _joined(normals[i], per[i])
     return Tokens(*hash_tokens(list(chain.from_iterable(per))),
                   np.fromiter(map(len, per), dtype=np.int64, count=len(per)))  # fmt: skip
