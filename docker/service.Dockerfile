@@ -29,6 +29,10 @@ FROM ${PYTHON_IMAGE} AS builder
 ARG EXTRA=""
 ARG VLLM_VERSION=0.32.0
 ARG PIP_EXTRA_INDEX_URL=""
+# Behind a TLS-inspecting proxy pip needs the proxy's CA: pass the PEM text itself,
+#   --build-arg BUILD_CA_PEM="$(cat proxy-ca.pem)"
+# It is written to /etc/pip.conf of this stage only; the runtime stage never sees it.
+ARG BUILD_CA_PEM=""
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -39,7 +43,11 @@ ENV PIP_NO_CACHE_DIR=1 \
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \
+ && if [ -n "${BUILD_CA_PEM}" ]; then \
+        printf '%s\n' "${BUILD_CA_PEM}" > /etc/pip-ca.pem \
+     && printf '[global]\ncert = /etc/pip-ca.pem\n' > /etc/pip.conf; \
+    fi
 
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:${PATH}
@@ -57,7 +65,8 @@ RUN python requirements.py pyproject.toml server "${EXTRA}" > /tmp/requirements.
 # 2) The project itself (no dependency resolution: everything is already there).
 COPY . .
 RUN pip install --no-deps . \
- && pip check
+ && pip check \
+ && pip uninstall -y -q pip
 
 # --------------------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE} AS runtime
@@ -79,6 +88,10 @@ RUN set -eux; \
         apt-get install -y --no-install-recommends ${pkgs}; \
         rm -rf /var/lib/apt/lists/*; \
     fi
+
+# No pip at run time: the official base has one outside the venv (the venv's was removed
+# in the builder); nothing is installed into a running container.
+RUN if python -m pip --version >/dev/null 2>&1; then python -m pip uninstall -y -q pip; fi
 
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --create-home --home-dir /home/app \

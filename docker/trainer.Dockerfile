@@ -15,6 +15,13 @@
 # The runtime stage keeps the CUDA *devel* base and a C toolchain on purpose: Triton,
 # torch.compile and vLLM compile kernels and launcher stubs at run time. pip, git and the
 # build caches stay in the builder.
+#
+# CPU build (no GPU; what `make test-compose` runs): a Debian/Ubuntu Python base instead of
+# CUDA, the CPU torch wheel, no vLLM (TRL generates with transformers) and no toolchain:
+#   docker build -f docker/trainer.Dockerfile -t safety-reward-trainer:cpu \
+#     --build-arg CUDA_IMAGE=python:3.11.13-slim-bookworm --build-arg VLLM_VERSION= \
+#     --build-arg RUNTIME_TOOLCHAIN= \
+#     --build-arg PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu .
 
 ARG CUDA_IMAGE=nvidia/cuda:13.0.1-devel-ubuntu24.04
 
@@ -22,8 +29,12 @@ ARG CUDA_IMAGE=nvidia/cuda:13.0.1-devel-ubuntu24.04
 FROM ${CUDA_IMAGE} AS builder
 
 ARG EXTRAS=train
+# Empty: no vLLM (a CPU build).
 ARG VLLM_VERSION=0.31.0
 ARG PIP_EXTRA_INDEX_URL=""
+# A TLS-inspecting proxy's CA for pip, as PEM text (see docker/service.Dockerfile); this
+# stage only.
+ARG BUILD_CA_PEM=""
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \
@@ -35,7 +46,11 @@ ENV DEBIAN_FRONTEND=noninteractive \
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         python3 python3-venv python3-dev build-essential git ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \
+ && if [ -n "${BUILD_CA_PEM}" ]; then \
+        printf '%s\n' "${BUILD_CA_PEM}" > /etc/pip-ca.pem \
+     && printf '[global]\ncert = /etc/pip-ca.pem\n' > /etc/pip.conf; \
+    fi
 
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:${PATH}
@@ -46,17 +61,20 @@ WORKDIR /src
 #    + vLLM), cached until pyproject.toml changes.
 COPY pyproject.toml docker/requirements.py ./
 RUN python requirements.py pyproject.toml "${EXTRAS}" > /tmp/requirements.txt \
- && echo "vllm==${VLLM_VERSION}" >> /tmp/requirements.txt \
+ && if [ -n "${VLLM_VERSION}" ]; then echo "vllm==${VLLM_VERSION}" >> /tmp/requirements.txt; fi \
  && pip install -r /tmp/requirements.txt
 
 # 2) The project itself.
 COPY . .
-RUN pip install --no-deps .
+RUN pip install --no-deps . \
+ && pip uninstall -y -q pip
 
 # --------------------------------------------------------------------------- runtime
 FROM ${CUDA_IMAGE} AS runtime
 
 ARG TRAIN_UID=1000
+# What Triton / torch.compile / vLLM compile with at run time on a GPU; empty for a CPU build.
+ARG RUNTIME_TOOLCHAIN="python3-dev build-essential"
 
 LABEL org.opencontainers.image.title="safety-reward-trainer" \
       org.opencontainers.image.description="GRPO trainer (TRL + vLLM) using the safety reward service" \
@@ -65,11 +83,11 @@ LABEL org.opencontainers.image.title="safety-reward-trainer" \
 ENV DEBIAN_FRONTEND=noninteractive
 
 # Python (same release as the builder: the venv links to it), the C toolchain and headers
-# Triton needs at run time, and libnuma for vLLM.
-# hadolint ignore=DL3008
+# Triton needs at run time (RUNTIME_TOOLCHAIN), and libnuma for vLLM.
+# hadolint ignore=DL3008,SC2086
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        python3 python3-dev build-essential libnuma1 ca-certificates \
+        python3 ${RUNTIME_TOOLCHAIN} libnuma1 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 # Unprivileged user; UID 1000 by default so bind-mounted output folders stay writable by
