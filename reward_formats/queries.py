@@ -23,6 +23,15 @@ response starts in the query, and reports which one matched:
     to one, whitespace next to a special token removed. The response starts at the original
     query offset of the normalised prompt's end (an offset map is kept while normalising), so
     the response is always the query's own text.
+``truncated``
+    the query begins with a *suffix* of the prompt (either way above) that holds the
+    prompt's last assistant header, its open generation turn: OpenRLHF cut a prompt over
+    its length budget from the left (``prompt_token_ids[-max_prompt_length:]``, earlier
+    turns lost) and decoded what was left, while ``prompts`` still carries the whole
+    prompt. The longest such suffix is the kept part; a cut inside a multi-byte character
+    decodes as U+FFFD at the query's start, which is skipped. Tried before ``header``,
+    whose count of assistant turns is wrong once turns are cut off (it would take a header
+    the response wrote for the generation prompt's).
 ``header``
     the text after the (k+1)-th assistant-turn header of a known chat template
     (``CHAT_TEMPLATES``), where k is the number of assistant turns the prompt already
@@ -30,7 +39,8 @@ response starts in the query, and reports which one matched:
     response that writes a header of its own from hiding its beginning.
 
 Every rule is linear in ``len(query) + len(prompt)``: the special-token patterns have bounded
-length, ``str.find`` is linear, and normalising is one pass with a piecewise offset map.
+length, ``str.find`` is linear, normalising is one pass with a piecewise offset map, and the
+longest prompt suffix that begins the query is one Knuth-Morris-Pratt pass.
 """
 
 from __future__ import annotations
@@ -93,7 +103,8 @@ def strip_end_of_turn(text: str, tokens: Iterable[str] = END_OF_TURN_TOKENS) -> 
 
 class QuerySplit(NamedTuple):
     """A query cut in two: the prompt as given, the response after it, and the rule that
-    found the cut (``exact``, ``normalised`` or ``header``; see the module docstring), which
+    found the cut (``exact``, ``normalised``, ``truncated`` or ``header``; see the module
+    docstring), which
     the service logs and counts."""
 
     prompt: str
@@ -275,6 +286,76 @@ def _normalised_prefix(query: str, prompt: str) -> int | None:
     return start + _common_prefix(query, start, dropped)
 
 
+def _longest_overlap(query: str, prompt: str) -> int:
+    """The length of the longest suffix of ``prompt`` that is a prefix of ``query``.
+
+    Knuth-Morris-Pratt with the query's first ``len(prompt)`` characters as the pattern,
+    run over as much of the prompt's end as the pattern is long (no longer suffix can
+    match): linear in ``min(len(query), len(prompt))``.
+
+    >>> _longest_overlap("lo world", "hello")
+    2
+    """
+    pattern = query[: len(prompt)]
+    if not pattern:
+        return 0
+    border = [0] * len(pattern)
+    k = 0
+    for i in range(1, len(pattern)):
+        while k and pattern[i] != pattern[k]:
+            k = border[k - 1]
+        if pattern[i] == pattern[k]:
+            k += 1
+        border[i] = k
+    k = 0
+    for char in prompt[len(prompt) - len(pattern):]:
+        if k == len(pattern):
+            k = border[k - 1]
+        while k and char != pattern[k]:
+            k = border[k - 1]
+        if char == pattern[k]:
+            k += 1
+    return k
+
+
+def _generation_turn(prompt: str) -> int | None:
+    """Where the prompt's open assistant turn begins (its last assistant header, with no
+    turn end after it), or ``None`` when the prompt ends in no such turn."""
+    found = _prompt_template(prompt)
+    if found is None:
+        return None
+    template, headers = found
+    start = headers[-1].start()
+    return None if prompt.find(template.turn_end, start) >= 0 else start
+
+
+#: What a decoder makes of a multi-byte character whose first bytes were cut off.
+_REPLACEMENT = "\ufffd"
+
+
+def _truncated_prefix(query: str, prompt: str) -> int | None:
+    """After the longest suffix of the prompt that begins the query and holds its open
+    generation turn; verbatim first, then on normalised texts (see ``_normalised_prefix``)."""
+    skip = len(query) - len(query.lstrip(_REPLACEMENT))
+    body = query[skip:]
+    turn = _generation_turn(prompt)
+    if turn is not None:
+        kept = _longest_overlap(body, prompt)
+        if kept >= len(prompt) - turn:
+            return skip + kept
+    norm_query, norm_prompt = _normalise(body), _normalise(prompt)
+    wanted = norm_prompt.text.rstrip()
+    turn = _generation_turn(wanted)
+    if turn is None:
+        return None
+    kept = _longest_overlap(norm_query.text, wanted)
+    if kept < len(wanted) - turn:
+        return None
+    start = skip + norm_query.original_offset(kept)
+    dropped = prompt[norm_prompt.original_offset(len(wanted)):]
+    return start + _common_prefix(query, start, dropped)
+
+
 def _after_assistant_header(query: str, prompt: str) -> int | None:
     """After the query's (k+1)-th assistant header, k = the prompt's completed assistant turns.
 
@@ -306,6 +387,7 @@ def _after_assistant_header(query: str, prompt: str) -> int | None:
 MATCHERS: tuple[Matcher, ...] = (
     Matcher("exact", _exact_prefix),
     Matcher("normalised", _normalised_prefix),
+    Matcher("truncated", _truncated_prefix),
     Matcher("header", _after_assistant_header),
 )
 

@@ -104,7 +104,7 @@ class Metrics:
         self.get_reward_matches = Counter(
             "reward_get_reward_matches",
             "/get_reward responses by the rule that found them in the query "
-            "(exact, normalised, header; none: not found)",
+            "(exact, normalised, truncated, header; none: not found)",
             ["method"], registry=r,
         )
 

@@ -187,7 +187,9 @@ def test_split_query_strips_the_given_tokens():
 
 
 def test_matchers_are_tried_in_the_contracts_order():
-    assert [m.method for m in MATCHERS] == ["exact", "normalised", "header"]
+    # the contract's three in its order; "truncated" (a prompt cut from the left) goes
+    # before "header", whose turn count is wrong once turns are cut off
+    assert [m.method for m in MATCHERS] == ["exact", "normalised", "truncated", "header"]
 
 
 # --------------------------------------------------------------------------- large inputs

@@ -221,13 +221,17 @@ class Rollout:
         self.executor = SingleTurnAgentExecutor(remote_rm_url=remote_url.split(","))
         self.engine = ScriptedEngine(tokenizer)
 
-    def run(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def run(self, rows: list[dict[str, Any]], max_tokens: int | None = None
+            ) -> list[dict[str, Any]]:
+        """``max_tokens``: OpenRLHF's ``--generate_max_len``; a prompt longer than
+        ``MAX_LEN - max_tokens`` tokens is cut from the left by the executor."""
         from openrlhf.datasets import PromptDataset
 
         dataset = PromptDataset(rows, self.tokenizer, self.strategy)
         # as SamplesGenerator._dispatch_prompts_to_vllm builds them
-        params = self.code.SamplingParams(temperature=1.0, top_p=1.0, top_k=-1, max_tokens=None,
-                                          min_tokens=1, skip_special_tokens=False, logprobs=None)
+        params = self.code.SamplingParams(temperature=1.0, top_p=1.0, top_k=-1,
+                                          max_tokens=max_tokens, min_tokens=1,
+                                          skip_special_tokens=False, logprobs=None)
 
         async def all_rows():
             jobs = [
@@ -436,3 +440,50 @@ def test_file_mode_without_a_key(rollout_code, processor, image, rules_server, f
     rollout = Rollout(rollout_code, processor, trainer_flags(FILE_BLOCK), adapter)
     [out] = rollout.run([rows(image)["image_labelled"]])
     assert reward_of(out) == scored_directly(rules_server, out["prompt"], out["images"]) == 1.0
+
+
+def test_http_mode_a_left_truncated_multi_turn_prompt_scores_as_score(
+    rollout_code, processor, image, filled_server
+):
+    """A conversation over OpenRLHF's prompt budget: its executor keeps the last tokens (the
+    earlier assistant turn cut in the middle) and decodes them as the query, while
+    ``prompts`` carries the whole conversation. The response is still found, and scored as
+    ``/score`` scores it (not the fill value)."""
+    flags = trainer_flags(HTTP_BLOCK)
+    key, label = flags["--data.input_key"], flags["--data.label_key"]
+    earlier = ("Of course. Doors are held by a latch and a deadbolt, and the lock's pins sit in "
+               "a cylinder that only the right key lines up; a locksmith can help you.")
+    chat = [{"role": "user", "content": "Can you tell me how door locks work?"},
+            {"role": "assistant", "content": earlier},
+            {"role": "user", "content": "How do I pick the lock of my neighbour's door?"}]
+    rollout = Rollout(rollout_code, processor, flags, http_url(filled_server))
+    inner = getattr(processor, "tokenizer", processor)
+    prompt = inner.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    keep = len(inner(prompt[prompt.index("a cylinder"):], add_special_tokens=False)["input_ids"])
+    [out] = rollout.run([{key: chat, label: LABELS}], max_tokens=MAX_LEN - keep)
+
+    query = rollout.query(out)
+    assert out["prompt"] == prompt and not query.startswith(prompt[:50])  # it was cut
+    assert "Can you tell me" not in query and "the right key" in query
+    assert split_query(query, out["prompt"]).method == "truncated"
+    assert reward_of(out) == scored_directly(filled_server, out["prompt"], None) == 1.0
+    assert out["extra_logs"]["valid"] == [1.0]
+
+
+def test_a_failed_reward_request_stops_openrlhf_as_the_docs_say(
+    rollout_code, processor, image, filled_server, keyed_server
+):
+    """After five failed tries OpenRLHF leaves the reward ``None`` and goes on; batching the
+    experiences then fails (the fill value never reaches it: no reply did). The docs name
+    the error a user will see."""
+    text = rows(image)["text_labelled"]
+    good = Rollout(rollout_code, processor, trainer_flags(HTTP_BLOCK), http_url(filled_server))
+    failed = Rollout(rollout_code, processor, trainer_flags(HTTP_BLOCK), http_url(keyed_server))
+    [ok_out], [failed_out] = good.run([text]), failed.run([text])
+    assert failed_out["reward"] is None
+    experiences = good.experiences([ok_out]) + failed.experiences([failed_out])
+    message = "'NoneType' object has no attribute 'size'"
+    with pytest.raises(AttributeError, match=re.escape(message)):
+        good.batch(experiences)
+    section = openrlhf_section()
+    assert message in section and "trains on a missing reward" not in section
