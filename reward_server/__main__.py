@@ -122,19 +122,22 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         _fail([f"invalid configuration: {exc}"])
 
+    bind = _BindError()
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(bind)
+
     class AnnouncingServer(uvicorn.Server):
         """uvicorn's server, saying once on stderr where it serves when the socket is bound
         (``startup`` returns after the app's lifespan start and the bind)."""
 
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
+            uvicorn_log.removeFilter(bind)  # bound: uvicorn's later records are its own
             if self.started and self.servers and self.servers[0].sockets:
                 host, port = self.servers[0].sockets[0].getsockname()[:2]
                 print(serving_line(settings, host, port), file=sys.stderr, flush=True)
 
     server = AnnouncingServer(uvicorn.Config(app, **uvicorn_options(settings)))
-    bind = _BindError()
-    logging.getLogger("uvicorn.error").addFilter(bind)
     try:
         server.run()
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on
