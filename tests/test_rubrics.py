@@ -230,8 +230,8 @@ def test_the_built_in_rubric_renders_to_the_packaged_prompt_byte_for_byte():
 def test_cache_keys_of_the_built_in_profiles_did_not_move():
     """``safer_vlm`` and ``hybrid`` hash as pinned (see the comment above the test)."""
     identity = {"model": "m", "mode": "logprob", "prompt": BUILT_IN_PROMPT_VERSION}
-    pins = {"safer_vlm": ("03f1f6db8938c022", "7dcd534c97f4a28b"),
-            "hybrid": ("f1b4fb46e414025e", "2506eaef0b13df22")}
+    pins = {"safer_vlm": ("4b126aa417cab562", "e595dde936965315"),
+            "hybrid": ("d5dcfd32dee8a69f", "024b09acb6ca7110")}
     for name, (with_judge, without) in pins.items():
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, identity) == with_judge
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, None) == without
