@@ -66,3 +66,17 @@ def test_old_nginx_refuses_the_config_with_the_reason():
     assert proc.returncode == 1, out
     assert "needs nginx >= 1.27.3" in out and "nginx 1.22" in out, out
     assert "NGINX_CONF" in out, "the message names the way out"
+
+
+@pytest.mark.parametrize("variable", sorted(our_images()))
+def test_build_ca_never_reaches_the_image(variable):
+    """BUILD_CA_PEM (the proxy's CA the tier hands pip) stays in the builder stage: not in
+    the image's history or config, no pip.conf or CA file in its filesystem."""
+    image = our_images()[variable]
+    history = docker("history", "--no-trunc", image).stdout
+    config = docker("image", "inspect", image).stdout
+    assert "BEGIN CERTIFICATE" not in history + config, image
+    assert "BUILD_CA_PEM" not in history + config, image
+    listing = docker("run", "--rm", "--entrypoint", "sh", image, "-c",
+                     "ls /etc/pip.conf /etc/pip-ca.pem 2>/dev/null; true").stdout
+    assert listing.strip() == "", listing
