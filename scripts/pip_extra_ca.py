@@ -7,7 +7,7 @@ argument at 128 KiB), and only what pip's own bundle (certifi) lacks is needed: 
 those certificates, PEM, to hand to ``docker build --build-arg BUILD_CA_PEM=...``.
 Nothing is printed when pip needs no extra CA. Standard library and pip only.
 
-    python scripts/pip_extra_ca.py [BUNDLE]
+    .venv/bin/python scripts/pip_extra_ca.py [BUNDLE]
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ def main(argv: list[str]) -> int:
         return 0
     from pip._vendor import certifi  # the bundle pip trusts when nothing is configured
 
+    if os.path.realpath(certifi.where()) == os.path.realpath(bundle):
+        print(f"{__file__}: this pip's own bundle is {bundle} (a distribution's pip): run "
+              "this with a pip from PyPI, e.g. .venv/bin/python", file=sys.stderr)
+        return 1
     public = {body(c) for c in certs(certifi.where())}
     extra = [c for c in certs(bundle) if body(c) not in public]
     if extra:
