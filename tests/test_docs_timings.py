@@ -41,6 +41,13 @@ def test_the_readme_configs_and_env_script_link_to_it():
         assert 'docs/training.md, "How long it takes"' in comments, path
 
 
+def test_the_tests_page_links_to_it_for_the_vl_environment():
+    page = (ROOT / "docs" / "tests.md").read_text()
+    row = next(line for line in page.splitlines() if line.startswith("| `.venv-vl` |"))
+    assert not DURATION.findall(row), row
+    assert "training.md#how-long-it-takes" in row
+
+
 def test_the_readme_names_the_vl_runs_folders_and_size():
     readme = section((ROOT / "README.md").read_text(), "## A tiny GRPO run on a CPU")
     for text in ("runs/tiny-qwen2.5-vl", "runs/tiny-vl-grpo", "GB"):
