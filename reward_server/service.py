@@ -62,6 +62,13 @@ def _keyed(
     return results, positions
 
 
+#: ``score_patiently``: the first wait between tries when the error asks for less, the
+#: longest wait, and the least time a try after a wait gets, even when the deadline is nearer.
+_FIRST_WAIT_S = 1.0
+_MAX_WAIT_S = 30.0
+_LAST_TRY_S = 1.0
+
+
 class ScoringService:
     """Scores samples under named profiles, with caching and in-flight deduplication.
 
@@ -186,6 +193,56 @@ class ScoringService:
         if len(out) > n_ok:
             self.metrics.samples.labels(scorer.name, "invalid").inc(len(out) - n_ok)
         return ScoreOutcome(scorer.name, scorer.rubric_version, out)
+
+    async def score_patiently(
+        self,
+        profile: str | None,
+        samples: Sequence[Sample],
+        budget_s: float,
+        client_gone: Callable[[], Awaitable[None]],
+    ) -> ScoreOutcome:
+        """:meth:`score`, tried again on ``ScorerUnavailable`` for a client that cannot
+        retry well itself (OpenRLHF ignores ``Retry-After``; see ``/get_reward``).
+
+        The first try runs as long as it needs (as on ``/score``). After a failure it waits
+        the error's ``retry_after`` (at least 1 s, doubling to 30 s) and tries again, each
+        later try cut off at the deadline (``budget_s`` from now, but at least
+        ``_LAST_TRY_S``: cutting a try off is safe, as shared computations are shielded and
+        what finishes is cached). When the deadline has passed, or ``client_gone()``
+        returned, the last error is raised.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget_s
+        floor = _FIRST_WAIT_S
+        gone: asyncio.Task[None] | None = None
+        try:
+            try:
+                return await self.score(profile, samples)
+            except ScorerUnavailable as exc:
+                error = exc
+            while (remaining := deadline - loop.time()) > 0:
+                wait = min(max(float(error.retry_after), floor), remaining)
+                floor = min(floor * 2, _MAX_WAIT_S)
+                log.info("%s; trying again in %.1f s", error.message, wait)
+                gone = gone or asyncio.ensure_future(client_gone())
+                done, _ = await asyncio.wait({gone}, timeout=wait)
+                if done:
+                    log.info("the client went away while the judge was unavailable")
+                    break
+                cut_off = max(deadline - loop.time(), _LAST_TRY_S)
+                try:
+                    return await asyncio.wait_for(self.score(profile, samples), cut_off)
+                except ScorerUnavailable as exc:
+                    error = exc
+                except TimeoutError:
+                    error = ScorerUnavailable(
+                        f"the judge did not answer within REWARD_GET_REWARD_JUDGE_RETRY_S="
+                        f"{budget_s:g}"
+                    )
+            raise error
+        finally:
+            if gone is not None:
+                gone.cancel()
 
     async def _compute(
         self,

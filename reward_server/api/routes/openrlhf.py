@@ -11,15 +11,16 @@ apart and then trains on a missing reward (0.11.2's ``SingleTurnAgentExecutor``)
 judge that is down for a few seconds would cost samples. When the service raises
 ``ScorerUnavailable`` this route waits (the error's ``retry_after``, growing) and tries
 again, for up to ``REWARD_GET_REWARD_JUDGE_RETRY_S`` seconds in all (under OpenRLHF's 180 s
-client timeout), and only then answers 503. A client that disconnects ends the wait.
+client timeout), and only then answers 503 (``ScoringService.score_patiently``). A client
+that disconnects ends the wait.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -27,8 +28,6 @@ from fastapi import APIRouter, Request, Response
 from reward_server.api.body import body_schema, read_body
 from reward_server.api.deps import ApiKeyDep, ServiceDep, SettingsDep
 from reward_server.api.limits import check_openrlhf_request
-from reward_server.domain import Sample, ScoreOutcome
-from reward_server.errors import ScorerUnavailable
 from reward_server.metrics import Metrics
 from reward_server.offload import run_sized
 from reward_server.protocol import (
@@ -38,7 +37,6 @@ from reward_server.protocol import (
     openrlhf_reply,
 )
 from reward_server.scorers.keys import reward_keys
-from reward_server.service import ScoringService
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +52,6 @@ _ERRORS = {
         "REWARD_GET_REWARD_JUDGE_RETRY_S seconds",
     },
 }
-
-#: The first wait between tries when the error asks for less, and the longest wait.
-_FIRST_WAIT_S = 1.0
-_MAX_WAIT_S = 30.0
-#: The least time a try after a wait gets, even when the deadline is nearer.
-_LAST_TRY_S = 1.0
-
 
 @router.post(
     "/get_reward",
@@ -83,7 +74,9 @@ async def get_reward(
     chars = sum(map(len, body.query)) + sum(map(len, body.prompts or ()))
     samples, methods = await run_sized(chars, body.to_samples, settings.max_response_chars)
     _count_matches(methods, service.metrics)
-    outcome = await _score_retrying(service, samples, settings.get_reward_judge_retry_s, request)
+    outcome = await service.score_patiently(
+        None, samples, settings.get_reward_judge_retry_s, partial(_disconnected, request)
+    )
     keys = reward_keys(service.profiles[outcome.profile], service.profiles)
     reply = openrlhf_reply(outcome, keys, settings.get_reward_invalid)
     return Response(orjson.dumps(reply), media_type="application/json")
@@ -100,51 +93,6 @@ def _count_matches(methods: Sequence[str | None], metrics: Metrics) -> None:
         metrics.get_reward_matches.labels(method).inc(n)
     if log.isEnabledFor(logging.DEBUG):
         log.debug("get_reward: responses found by %s", dict(sorted(counts.items())))
-
-
-async def _score_retrying(
-    service: ScoringService, samples: list[Sample], budget_s: float, request: Request
-) -> ScoreOutcome:
-    """``service.score`` under the default profile, tried again on ``ScorerUnavailable``.
-
-    The first try runs as long as it needs (as on ``/score``). After a failure it waits the
-    error's ``retry_after`` (at least 1 s, doubling to 30 s) and tries again, each later try
-    cut off at the deadline (``budget_s`` from now, but at least ``_LAST_TRY_S``: cutting a
-    try off is safe, as the service shields shared computations and caches what finishes).
-    When the deadline has passed, or the client disconnected, the last error is raised.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + budget_s
-    floor = _FIRST_WAIT_S
-    client_gone: asyncio.Task[None] | None = None
-    try:
-        try:
-            return await service.score(None, samples)
-        except ScorerUnavailable as exc:
-            error = exc
-        while (remaining := deadline - loop.time()) > 0:
-            wait = min(max(float(error.retry_after), floor), remaining)
-            floor = min(floor * 2, _MAX_WAIT_S)
-            log.info("get_reward: %s; trying again in %.1f s", error.message, wait)
-            client_gone = client_gone or asyncio.create_task(_disconnected(request))
-            done, _ = await asyncio.wait({client_gone}, timeout=wait)
-            if done:
-                log.info("get_reward: the client went away while the judge was unavailable")
-                break
-            cut_off = max(deadline - loop.time(), _LAST_TRY_S)
-            try:
-                return await asyncio.wait_for(service.score(None, samples), cut_off)
-            except ScorerUnavailable as exc:
-                error = exc
-            except TimeoutError:
-                error = ScorerUnavailable(
-                    f"the judge did not answer within REWARD_GET_REWARD_JUDGE_RETRY_S="
-                    f"{budget_s:g}"
-                )
-        raise error
-    finally:
-        if client_gone is not None:
-            client_gone.cancel()
 
 
 async def _disconnected(request: Request) -> None:
