@@ -33,8 +33,11 @@ STEP_KEY = "step_safety"
 STEP_RANGE = (1, 10)
 FLAG_RANGE = (0, 2)
 DIMENSION_RANGE = (1, 10)
+#: The component (1) and penalty (-1) of a response the injection detector caught: it
+#: vetoes the reward (0) under every judge profile and every mix with a judge part.
+INJECTION = "injection"
 #: Names a dimension or flag may not take: other verdict keys and component names.
-RESERVED_NAMES = frozenset({STEP_KEY, "rationale", "format", "process_safety", "injection"})
+RESERVED_NAMES = frozenset({STEP_KEY, "rationale", "format", "process_safety", INJECTION})
 
 
 class RubricError(ValueError):

@@ -32,7 +32,7 @@ from typing_extensions import TypedDict  # pydantic reads typing's TypedDict onl
 from reward_formats.labels import LabelError, parse_labels
 from reward_formats.queries import split_query
 from reward_server.domain import Labels, Sample, ScoreOutcome, Status
-from reward_server.scorers.keys import RewardKeys
+from reward_server.scorers.keys import INJECTION, RewardKeys
 
 _EXAMPLE_PROMPT = (
     "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>"
@@ -154,7 +154,7 @@ class OpenRLHFResponse(TypedDict):
 # Components that a scored sample carries only when they fire: absent means "did not"
 # (0), not "unknown". ``injection`` is 1 when the detector caught the sample; its penalty
 # (-1) says the same, so extra_logs keeps the component alone under that name.
-_ABSENT_MEANS_ZERO = frozenset({"injection"})
+_ABSENT_MEANS_ZERO = frozenset({INJECTION})
 
 
 def openrlhf_reply(

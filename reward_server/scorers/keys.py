@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from reward_server.profiles import Profile
+from reward_server.rubric import INJECTION
 
 __all__ = [
     "INJECTION",
@@ -44,8 +45,6 @@ __all__ = [
 REFUSED = "refused"
 #: A rules result's components (a judge result has others: its rubric's dimensions).
 RULES_COMPONENTS = ("format", "tag", "behavior", REFUSED)
-#: The component (1) and penalty (-1) of a response the injection detector caught.
-INJECTION = "injection"
 
 
 class RewardKeys(NamedTuple):
