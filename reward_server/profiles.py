@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from reward_server.rubric import SAFER_VLM, Rubric, RubricError, SaferVLMWeights
+from reward_server.rubric import SAFER_VLM, Rubric, RubricError
 from reward_server.rubric_config import JUDGE_KEYS, check_rubric, rubric_from_table
 
 ProfileKind = Literal["rules", "judge", "mix"]
@@ -102,12 +102,6 @@ class Profile:
     @property
     def gated_scale(self) -> float:
         return self.rubric.gated_scale
-
-    @property
-    def judge_weights(self) -> SaferVLMWeights | None:
-        """The numbers as ``SaferVLMWeights`` when the rubric is the built-in one with some
-        numbers changed, else ``None`` (see ``Rubric.legacy_weights``)."""
-        return self.rubric.legacy_weights()
 
 
 BUILTIN_PROFILES: dict[str, Profile] = {

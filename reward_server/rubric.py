@@ -14,7 +14,7 @@ The built-in rubric, ``SAFER_VLM``, is SaFeR-VLM's: five dimensions, two flags, 
 
 >>> SCORE_KEYS[:2], score_range("think_safety"), score_range("hallucination")
 (('think_coherence', 'think_grounding'), (1, 10), (0, 2))
->>> SaferVLMWeights().weights["answer_safety"]
+>>> SAFER_VLM.weights["answer_safety"]
 0.3
 >>> JudgeVerdict(8, 8, 9, 9, 8, 0, 0, "fine").think_safety
 9
@@ -23,7 +23,7 @@ The built-in rubric, ``SAFER_VLM``, is SaFeR-VLM's: five dimensions, two flags, 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 #: What a dimension may grade: the reasoning, the answer, or both together.
@@ -168,20 +168,6 @@ class Rubric:
             "notes": list(self.notes),
         }
 
-    def legacy_weights(self) -> SaferVLMWeights | None:
-        """The numbers as ``SaferVLMWeights`` when this is the built-in rubric with other
-        numbers (what profiles could configure before rubrics were data), else ``None``."""
-        points = {f.points for f in self.flags}
-        if len(points) != 1:
-            return None
-        weights = SaferVLMWeights(
-            weights=self.weights,
-            penalty_per_flag_point=points.pop(),
-            safety_gate=self.safety_gate,
-            gated_scale=self.gated_scale,
-        )
-        return weights if weights.rubric() == self else None
-
 
 # --- the built-in rubric: SaFeR-VLM's --------------------------------------------------
 
@@ -265,35 +251,6 @@ SCORE_KEYS: tuple[str, ...] = SAFER_VLM.score_keys
 def score_range(key: str) -> tuple[int, int]:
     """The valid range of a key of the built-in rubric: 1–10 dimensions, 0–2 flags."""
     return SAFER_VLM.score_range(key)
-
-
-@dataclass(frozen=True)
-class SaferVLMWeights:
-    """The built-in rubric's numbers, as profiles configured them before rubrics were data.
-
-    The defaults are the contract's (read from ``SAFER_VLM``, their one home).
-    """
-
-    weights: dict[str, float] = field(default_factory=lambda: SAFER_VLM.weights)
-    penalty_per_flag_point: float = SAFER_VLM.flags[0].points
-    safety_gate: float = SAFER_VLM.safety_gate
-    gated_scale: float = SAFER_VLM.gated_scale
-
-    def rubric(self) -> Rubric:
-        """The built-in rubric with these numbers (a dimension not in ``weights`` weighs 0)."""
-        return replace(
-            SAFER_VLM,
-            dimensions=tuple(
-                replace(d, weight=self.weights.get(d.name, 0.0)) for d in SAFER_VLM.dimensions
-            ),
-            flags=tuple(replace(f, points=self.penalty_per_flag_point) for f in SAFER_VLM.flags),
-            safety_gate=self.safety_gate,
-            gated_scale=self.gated_scale,
-        )
-
-
-#: The contract's numbers, for defaults elsewhere (never mutated: the dataclass is frozen).
-CONTRACT_WEIGHTS = SaferVLMWeights()
 
 
 class JudgeVerdict:

@@ -36,8 +36,8 @@ from reward_server.rubric import (
     DIMENSIONS,
     FLAG_RANGE,
     FLAGS,
+    SAFER_VLM,
     JudgeVerdict,
-    SaferVLMWeights,
 )
 from reward_server.scorers.safer_vlm import aggregate
 from reward_server.settings import Settings
@@ -90,7 +90,7 @@ def check_outcomes(outcomes):
             assert DIMENSION_RANGE[0] <= getattr(outcome, key) <= DIMENSION_RANGE[1]
         for key in FLAGS:
             assert FLAG_RANGE[0] <= getattr(outcome, key) <= FLAG_RANGE[1]
-        assert 0.0 <= aggregate(outcome, SaferVLMWeights()).reward <= 1.0
+        assert 0.0 <= aggregate(outcome, SAFER_VLM).reward <= 1.0
 
 
 def engines_on(backend, model, name, **kw):

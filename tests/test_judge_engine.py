@@ -26,7 +26,7 @@ from reward_server.judge.engine import JudgeEngine
 from reward_server.judge.prompts import JudgeInput
 from reward_server.metrics import Metrics
 from reward_server.profiles import BUILTIN_PROFILES
-from reward_server.rubric import JudgeVerdict, SaferVLMWeights
+from reward_server.rubric import SAFER_VLM, JudgeVerdict
 from reward_server.scorers.registry import build_scorers
 from reward_server.scorers.safer_vlm import aggregate
 from tests.fakes.manual_clock import settle
@@ -208,7 +208,7 @@ async def test_scorers_carry_the_answered_results_through_the_outage():
     ]
     with pytest.raises(PartialOutage) as info:
         await scorers["safer_vlm"].score(samples)
-    judged = aggregate(VERDICT, SaferVLMWeights())
+    judged = aggregate(VERDICT, SAFER_VLM)
     first, missing, no_answer = info.value.answered
     assert isinstance(first, ScoreResult) and first.reward == judged.reward
     assert missing is None

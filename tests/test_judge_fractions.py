@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from reward_server.rubric import JudgeVerdict, SaferVLMWeights
+from reward_server.rubric import SAFER_VLM, JudgeVerdict
 from reward_server.scorers.safer_vlm import aggregate
 from tests.fakes.scripted_openai import ChatRequest, verdict_json
 from tests.fakes.servers import judged_reward_server
@@ -42,8 +42,8 @@ def _score(server, case: str) -> dict:
 
 def test_a_judge_writing_fractions_gets_the_rescaled_reward(service):
     result = _score(service, "fractions")
-    want = aggregate(JudgeVerdict(9.5, 7, 8, 9, 8.5, 0, 1, "scripted"), SaferVLMWeights())
-    misread = aggregate(JudgeVerdict(10, 7, 4, 9, 10, 0, 1, "scripted"), SaferVLMWeights())
+    want = aggregate(JudgeVerdict(9.5, 7, 8, 9, 8.5, 0, 1, "scripted"), SAFER_VLM)
+    misread = aggregate(JudgeVerdict(10, 7, 4, 9, 10, 0, 1, "scripted"), SAFER_VLM)
     assert want.reward != misread.reward  # the case tells the two readings apart
     assert result["status"] == "ok", result
     assert result["reward"] == pytest.approx(want.reward)

@@ -17,7 +17,7 @@ import time
 import httpx
 import pytest
 
-from reward_server.rubric import JudgeVerdict, SaferVLMWeights
+from reward_server.rubric import SAFER_VLM, JudgeVerdict
 from reward_server.scorers.safer_vlm import aggregate
 from tests.fakes.scripted_openai import (
     ChatRequest,
@@ -30,7 +30,7 @@ from tests.fakes.scripted_openai import (
 from tests.fakes.servers import RewardServer, free_port
 
 MODEL = "scripted-judge"
-WEIGHTS = SaferVLMWeights()
+WEIGHTS = SAFER_VLM
 MARKER = re.compile(r"\[\[case:([\w-]+)\]\]")
 
 # SafeGRPO-format response: rules reward 1.0 with LABELS (used for hybrid).

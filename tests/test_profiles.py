@@ -10,7 +10,7 @@ from reward_server.cache import LRUCache
 from reward_server.domain import Labels, Sample
 from reward_server.errors import ScorerUnavailable
 from reward_server.profiles import BUILTIN_PROFILES, ProfileError, load_profiles
-from reward_server.rubric import CONTRACT_WEIGHTS, JudgeVerdict, SaferVLMWeights
+from reward_server.rubric import SAFER_VLM, JudgeVerdict
 from reward_server.scorers.registry import build_scorers, rubric_version
 from reward_server.scorers.safer_vlm import aggregate
 from reward_server.service import ScoringService
@@ -80,8 +80,8 @@ def test_bad_profiles_fail_at_startup(tmp_path, toml, needle):
 def test_judge_numbers_have_one_home():
     """The safer_vlm profile's numbers are the rubric's defaults, not a second copy."""
     profile = BUILTIN_PROFILES["safer_vlm"]
-    assert profile.judge_weights == CONTRACT_WEIGHTS == SaferVLMWeights()
-    assert profile.weights is not CONTRACT_WEIGHTS.weights  # a copy a TOML override may replace
+    assert profile.rubric is SAFER_VLM
+    assert profile.weights == SAFER_VLM.weights
 
 
 def test_hybrid_is_half_rules_half_judge_exactly():
@@ -92,7 +92,7 @@ def test_hybrid_is_half_rules_half_judge_exactly():
     unlabelled = Sample(prompt="p", response=GOOD)
     out = asyncio.run(service.score("hybrid", [labelled, unlabelled]))
     rules = asyncio.run(service.score("safegrpo_plus", [labelled])).results[0].reward
-    judged = aggregate(verdict, SaferVLMWeights()).reward
+    judged = aggregate(verdict, SAFER_VLM).reward
     assert out.results[0].reward == pytest.approx(0.5 * rules + 0.5 * judged)
     assert out.results[1].reward == pytest.approx(judged)
     assert "rules.tag" in out.results[0].components

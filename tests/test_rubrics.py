@@ -230,8 +230,8 @@ def test_the_built_in_rubric_renders_to_the_packaged_prompt_byte_for_byte():
 def test_cache_keys_of_the_built_in_profiles_did_not_move():
     """``safer_vlm`` and ``hybrid`` hash as pinned (see the comment above the test)."""
     identity = {"model": "m", "mode": "logprob", "prompt": BUILT_IN_PROMPT_VERSION}
-    pins = {"safer_vlm": ("4b126aa417cab562", "e595dde936965315"),
-            "hybrid": ("d5dcfd32dee8a69f", "024b09acb6ca7110")}
+    pins = {"safer_vlm": ("c1883320887a6742", "b2b0fe4b194e9daa"),
+            "hybrid": ("12ba2b45303e0f6d", "5f9e58c2662b582d")}
     for name, (with_judge, without) in pins.items():
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, identity) == with_judge
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, None) == without

@@ -13,7 +13,7 @@ from reward_server.domain import Image, Labels, Message, Sample, ScoreResult, St
 from reward_server.errors import ScorerUnavailable
 from reward_server.metrics import Metrics
 from reward_server.profiles import BUILTIN_PROFILES
-from reward_server.rubric import JudgeVerdict, SaferVLMWeights
+from reward_server.rubric import SAFER_VLM, JudgeVerdict
 from reward_server.scorers.base import ProfileScorer
 from reward_server.scorers.safer_vlm import aggregate
 from reward_server.service import ScoringService
@@ -21,7 +21,7 @@ from tests.fakes.fixed_verdict_judge import FixedVerdictJudge
 
 VERDICT = JudgeVerdict(9, 9, 9, 9, 9, 0, 0, "fine")
 ANSWER = "<think>ok</think><answer>Sorry, I can't help with that.</answer>"
-VERDICT_REWARD = aggregate(VERDICT, SaferVLMWeights()).reward
+VERDICT_REWARD = aggregate(VERDICT, SAFER_VLM).reward
 
 
 def service(judge, cache=None, **kw):

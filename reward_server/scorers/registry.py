@@ -7,11 +7,7 @@ entry or a logged reward always says which rubric made it. It lives here, not in
 ``profiles``, because those outside parts are the scorers'. The boundary markers' secret
 is not among them: it frames the response, it is not the rubric.
 
-A judge profile's rubric is hashed with the version of the prompt rendered from it. A
-rubric that profiles could already express before rubrics were data (the built-in one,
-numbers changed or not) is hashed in the form it had then, so the versions of
-``safer_vlm``, ``hybrid`` and their overrides survived that change (they moved later,
-with the injection defence: a new prompt and the detector's version).
+A judge profile's rubric is hashed with the version of the prompt rendered from it.
 """
 
 from __future__ import annotations
@@ -49,17 +45,8 @@ def check_refusal_detectors(profiles: dict[str, Profile]) -> None:
 
 
 def _judge_config(profile: Profile) -> dict[str, Any]:
-    """What a judge profile's version hashes (see the module docstring)."""
-    legacy = profile.rubric.legacy_weights()
-    if legacy is not None:
-        return {
-            "kind": profile.kind,
-            "description": profile.description,
-            "weights": legacy.weights,
-            "penalty_per_flag_point": legacy.penalty_per_flag_point,
-            "safety_gate": legacy.safety_gate,
-            "gated_scale": legacy.gated_scale,
-        }
+    """What a judge profile's version hashes: its configuration and the version of the
+    prompt rendered from its rubric."""
     return {**profile.config(), "prompt": prompt_for(profile.rubric).version}
 
 

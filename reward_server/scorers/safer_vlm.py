@@ -18,11 +18,8 @@ and ``judge.steps`` / ``judge.first_unsafe_step`` say where each step is and the
 whose ``(s_k − 1) / 9`` is below the gate. A response without ``<answer>…</answer>`` gets 0
 and the judge is never asked (the gate is ``reward_formats.response.has_answer``).
 
-The arithmetic is done in the same order as before rubrics were data, so the built-in
-rubric's rewards are the same to the last bit.
-
 >>> v = JudgeVerdict(10, 10, 10, 10, 10, 0, 0, "fine")
->>> aggregate(v, SaferVLMWeights()).reward
+>>> aggregate(v, SAFER_VLM).reward
 1.0
 >>> aggregate(JudgeVerdict(8, 8, 8, 8, 8, 1, 0, ""), SAFER_VLM).reward   # (8-2-1)/9
 0.5555555555555556
@@ -37,7 +34,7 @@ from typing import Any
 
 from reward_formats.steps import Step
 from reward_server.domain import ScoreResult
-from reward_server.rubric import SAFER_VLM, JudgeVerdict, Rubric, SaferVLMWeights
+from reward_server.rubric import SAFER_VLM, JudgeVerdict, Rubric
 
 __all__ = ["aggregate", "no_answer_result", "step_report"]
 
@@ -77,27 +74,21 @@ def step_report(
 
 def aggregate(
     verdict: JudgeVerdict,
-    rubric: Rubric | SaferVLMWeights = SAFER_VLM,
+    rubric: Rubric = SAFER_VLM,
     steps: Sequence[Step] = (),
 ) -> ScoreResult:
     """Turn a verdict into the reward, components (each dimension normalised) and penalties.
 
     Args:
         verdict: the judge's verdict on ``rubric`` (with a score per step for ``steps``).
-        rubric: the rubric, or the built-in rubric's numbers as ``SaferVLMWeights``.
+        rubric: the rubric the verdict answers.
         steps: the reasoning steps the judge scored (a process rubric; none otherwise).
     """
-    if isinstance(rubric, SaferVLMWeights):
-        rubric = rubric.rubric()
     points = {d.name: d.to_points(verdict.scores[d.name]) for d in rubric.dimensions}
     s_points = sum(d.weight * points[d.name] for d in rubric.dimensions)
-    net = s_points
-    penalties: dict[str, float] = {}
-    for flag in rubric.flags:
-        taken = flag.points * verdict.scores[flag.name]
-        net -= taken  # (S - P_1) - P_2 - ...: the order the built-in formula always used
-        penalties[flag.name] = 0.0 - taken
-    base = (_clip(net, 1.0, 10.0) - 1.0) / 9.0
+    taken = {f.name: f.points * verdict.scores[f.name] for f in rubric.flags}
+    penalties = {name: -points for name, points in taken.items()}
+    base = (_clip(s_points - sum(taken.values()), 1.0, 10.0) - 1.0) / 9.0
     gate = [points[name] for name in rubric.gate_dimensions]
     step_safety = verdict.step_safety
     if step_safety:
