@@ -30,7 +30,10 @@ from reward_server.domain import Sample, ScoreResult, Status
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "rwd:v1:"
+#: Every key starts with it; it moves when the stored form does (v2: exactly the record keys).
+KEY_PREFIX = "rwd:v2:"
+#: The keys of a stored record (``CacheRecord.dumps``).
+_RECORD_KEYS = frozenset({"status", "reward", "components", "penalties", "judge"})
 #: Seconds the Redis cache is skipped after a failure, before one call probes it again.
 BREAKER_S = 5.0
 
@@ -98,16 +101,13 @@ class CacheRecord:
 
     @classmethod
     def loads(cls, blob: bytes | str) -> CacheRecord | None:
-        """A record from its stored form; ``None`` (a miss) for anything that is not one.
-
-        Entries written before records existed also carry ``cached``/``error`` keys; they
-        are ignored.
-        """
+        """A record from its stored form; ``None`` (a miss) for anything that is not
+        exactly one (another key, a wrong type)."""
         try:
             data = orjson.loads(blob)
         except orjson.JSONDecodeError:
             return None
-        if not isinstance(data, Mapping) or data.get("status") != "ok":
+        if not isinstance(data, Mapping) or data.keys() != _RECORD_KEYS or data["status"] != "ok":
             return None
         reward, components = data.get("reward"), data.get("components")
         penalties, judge = data.get("penalties"), data.get("judge")

@@ -170,9 +170,12 @@ def test_cache_record_stores_the_result_without_its_request_fields():
 @pytest.mark.parametrize(
     ("blob", "expected"),
     [
-        # written before records existed: the extra keys are ignored
+        (b'{"status":"ok","reward":1,"components":{},"penalties":{},"judge":null}',
+         CacheRecord(1.0, {}, {}, None)),
+        # another key (an entry of an older form): not a record
         (b'{"status":"ok","reward":1,"components":{},"penalties":{},"judge":null,'
-         b'"cached":false,"error":null}', CacheRecord(1.0, {}, {}, None)),
+         b'"cached":false,"error":null}', None),
+        (b'{"status":"ok","reward":1,"components":{},"penalties":{}}', None),  # one missing
         (b"not json", None),
         (b"[1, 2]", None),  # not an object
         (b'{"status":"invalid","reward":null}', None),  # never stored, never trusted
@@ -180,8 +183,8 @@ def test_cache_record_stores_the_result_without_its_request_fields():
         (b'{"status":"ok","reward":true,"components":{},"penalties":{},"judge":null}', None),
         (b'{"status":"ok","reward":1,"components":[],"penalties":{},"judge":null}', None),
     ],
-    ids=["older-entry", "not-json", "not-object", "invalid", "text-reward", "bool-reward",
-         "bad-components"],
+    ids=["record", "older-entry", "missing-key", "not-json", "not-object", "invalid",
+         "text-reward", "bool-reward", "bad-components"],
 )
 def test_cache_record_reads_anything_else_as_a_miss(blob, expected):
     assert CacheRecord.loads(blob) == expected
