@@ -26,11 +26,8 @@ Where the rubric starts:
   rubric, and ``gate_dimensions`` must be given (``[]`` for no gate);
 * a new profile that lists none: the built-in rubric (a judge profile of other numbers).
 
-Two keys from before rubrics were data still work: ``weights`` is the whole table of
-dimension weights (a dimension it does not list weighs 0), and ``penalty_per_flag_point``
-sets the points of every flag that does not set its own in this table. The rubric is then
-checked (``check_rubric``); errors name the field, and ``reward_server.profiles`` adds the
-profile's name.
+The rubric is then checked (``check_rubric``); errors name the field, and
+``reward_server.profiles`` adds the profile's name.
 """
 
 from __future__ import annotations
@@ -54,7 +51,7 @@ from reward_server.rubric import (
 #: Keys a judge profile's table may hold besides ``kind`` and ``description``.
 JUDGE_KEYS: frozenset[str] = frozenset(
     {"extends", "renormalise", "dimensions", "flags", "gate_dimensions", "safety_gate",
-     "gated_scale", "process", "notes", "weights", "penalty_per_flag_point"}
+     "gated_scale", "process", "notes"}
 )
 _DIMENSION_KEYS = frozenset({"name", "part", "description", "weight", "scale"})
 _FLAG_KEYS = frozenset({"name", "description", "points"})
@@ -169,10 +166,8 @@ def _dimension(entry: dict[str, Any], inherited: Dimension | None) -> Dimension:
     return Dimension(**values)
 
 
-def _flag(entry: dict[str, Any], inherited: Flag | None, points: float | None) -> Flag:
+def _flag(entry: dict[str, Any], inherited: Flag | None) -> Flag:
     values = dict(entry)
-    if points is not None:
-        values.setdefault("points", points)
     if inherited is not None:
         return replace(inherited, **values)
     if "description" not in values:
@@ -192,15 +187,6 @@ def _merge(
         listed[entry["name"]] = build(entry, by_name.get(entry["name"]))
     merged = [listed.get(item.name, item) for item in inherited]
     return (*merged, *(item for name, item in listed.items() if name not in by_name))
-
-
-def _weights(dimensions: tuple[Dimension, ...], weights: object) -> tuple[Dimension, ...]:
-    if not isinstance(weights, dict):
-        raise RubricError("weights", "must be a table {dimension = weight, ...}")
-    names = [d.name for d in dimensions]
-    if unknown := sorted(set(weights) - set(names)):
-        raise RubricError("weights", f"unknown judge dimensions {unknown}; expected {names}")
-    return tuple(replace(d, weight=weights.get(d.name, 0.0)) for d in dimensions)
 
 
 def _renormalised(dimensions: tuple[Dimension, ...]) -> tuple[Dimension, ...]:
@@ -230,21 +216,10 @@ def rubric_from_table(spec: Mapping[str, Any], base: Rubric | None) -> Rubric:
             "(a list; [] for no gate)",
         )
     start = base if base is not None else Rubric(dimensions=())
-    points = spec.get("penalty_per_flag_point")
-    if points is not None and not isinstance(points, int | float):
-        raise RubricError("penalty_per_flag_point", f"must be a number, got {points!r}")
-    flags = start.flags
-    if points is not None:
-        flags = tuple(replace(f, points=points) for f in flags)
     dimensions = _merge(
         "dimensions", start.dimensions, _entries(spec, "dimensions", _DIMENSION_KEYS), _dimension
     )
-    flags = _merge(
-        "flags", flags, _entries(spec, "flags", _FLAG_KEYS),
-        lambda entry, inherited: _flag(entry, inherited, points),
-    )
-    if "weights" in spec:
-        dimensions = _weights(dimensions, spec["weights"])
+    flags = _merge("flags", start.flags, _entries(spec, "flags", _FLAG_KEYS), _flag)
     renormalise = spec.get("renormalise", False)
     if not isinstance(renormalise, bool):
         raise RubricError("renormalise", f"must be true or false, got {renormalise!r}")

@@ -59,8 +59,11 @@ def test_toml_adds_and_overrides(tmp_path):
         ("[profiles.x]\nrefusal='plus'\n", "needs kind"),
         ("[profiles.x]\nkind='rules'\nrefusal='magic'\n", "magic"),
         ("[profiles.x]\nkind='rules'\ntag_weight=0.9\nbehavior_weight=0.9\n", "sum <= 1"),
-        ("[profiles.x]\nkind='judge'\nweights={think_safety=0.5}\n", "sum to 1"),
-        ("[profiles.x]\nkind='judge'\nweights={vibes=1.0}\n", "unknown judge dimensions"),
+        ("[profiles.x]\nkind='judge'\nextends='safer_vlm'\n[[profiles.x.dimensions]]\n"
+         "name='answer_safety'\nweight=0.5\n", "sum to 1"),
+        # the keys from before rubrics were data are gone, and say so
+        ("[profiles.x]\nkind='judge'\nweights={think_safety=1.0}\n", "unknown keys"),
+        ("[profiles.x]\nkind='judge'\npenalty_per_flag_point=3\n", "unknown keys"),
         ("[profiles.x]\nkind='mix'\nparts={nope=1.0}\n", "unknown part"),
         ("[profiles.x]\nkind='mix'\nparts={hybrid=1.0}\n", "itself a mix"),
         ("[profiles.x]\nkind='rules'\ncolour='red'\n", "unknown keys"),

@@ -135,14 +135,14 @@ def test_an_inherited_name_is_overridden_field_by_field(tmp_path):
     path = tmp_path / "p.toml"
     path.write_text(
         "[profiles.answer_heavy]\nkind = 'judge'\nextends = 'safer_vlm'\n"
-        "renormalise = true\npenalty_per_flag_point = 3\n"
+        "renormalise = true\n"
         "[[profiles.answer_heavy.dimensions]]\nname = 'answer_safety'\nweight = 0.5\n"
         "[[profiles.answer_heavy.flags]]\nname = 'contradiction'\npoints = 1\n"
     )
     rubric = load_profiles(path)["answer_heavy"].rubric
     assert rubric.weights["answer_safety"] == 0.5 / 1.2
     assert rubric.dimensions[3].description == SAFER_VLM.dimensions[3].description
-    assert [(f.name, f.points) for f in rubric.flags] == [("hallucination", 3),
+    assert [(f.name, f.points) for f in rubric.flags] == [("hallucination", 2),
                                                           ("contradiction", 1)]
 
 
