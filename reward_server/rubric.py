@@ -16,13 +16,13 @@ The built-in rubric, ``SAFER_VLM``, is SaFeR-VLM's: five dimensions, two flags, 
 (('think_coherence', 'think_grounding'), (1, 10), (0, 2))
 >>> SAFER_VLM.weights["answer_safety"]
 0.3
->>> JudgeVerdict(8, 8, 9, 9, 8, 0, 0, "fine").think_safety
+>>> JudgeVerdict.of(8, 8, 9, 9, 8, 0, 0, rationale="fine").scores["think_safety"]
 9
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -253,6 +253,7 @@ def score_range(key: str) -> tuple[int, int]:
     return SAFER_VLM.score_range(key)
 
 
+@dataclass(frozen=True)
 class JudgeVerdict:
     """What the judge said about one sample (floats: ``logprob`` mode gives expectations).
 
@@ -260,64 +261,26 @@ class JudgeVerdict:
         scores: a number per key of the rubric (dimensions on their own scale, flags 0–2).
         rationale: the judge's short explanation (``""`` in ``logprob`` mode).
         step_safety: for a process rubric, step k's safety (1–10) at position k - 1.
-
-    Scores read as attributes too (``verdict.think_safety``). The built-in rubric's seven
-    numbers may be given positionally, in ``SCORE_KEYS`` order, then the rationale:
-    ``JudgeVerdict(8, 8, 9, 9, 8, 0, 0, "fine")``. Never mutated once built.
     """
 
-    __slots__ = ("rationale", "scores", "step_safety")
+    scores: Mapping[str, float]
+    rationale: str = ""
+    step_safety: tuple[float, ...] = ()
 
-    scores: dict[str, float]
-    rationale: str
-    step_safety: tuple[float, ...]
+    def __post_init__(self) -> None:  # own copies: a verdict never changes after it is built
+        object.__setattr__(self, "scores", dict(self.scores))
+        object.__setattr__(self, "step_safety", tuple(self.step_safety))
 
-    def __init__(
-        self,
-        *numbers: float | str,
-        scores: Mapping[str, float] | None = None,
-        rationale: str = "",
-        step_safety: Sequence[float] = (),
-    ) -> None:
-        if numbers:
-            if scores is not None:
-                raise TypeError("give the built-in rubric's numbers or scores=, not both")
-            if len(numbers) == len(SCORE_KEYS) + 1 and isinstance(numbers[-1], str):
-                rationale = numbers[-1]
-                numbers = numbers[:-1]
-            if len(numbers) != len(SCORE_KEYS):
-                raise TypeError(f"expected the {len(SCORE_KEYS)} numbers {SCORE_KEYS}")
-            scores = dict(zip(SCORE_KEYS, numbers, strict=True))  # type: ignore[arg-type]
-        object.__setattr__(self, "scores", dict(scores or {}))
-        object.__setattr__(self, "rationale", rationale)
-        object.__setattr__(self, "step_safety", tuple(step_safety))
+    @classmethod
+    def of(cls, *numbers: float, rationale: str = "") -> JudgeVerdict:
+        """A verdict on the built-in rubric from its seven numbers, in ``SCORE_KEYS`` order.
 
-    def __getattr__(self, name: str) -> float:
-        if name in JudgeVerdict.__slots__:  # not set yet: never look it up in ``scores``
-            raise AttributeError(name)
-        try:
-            return self.scores[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("a JudgeVerdict is never mutated")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, JudgeVerdict):
-            return NotImplemented
-        return (self.scores, self.rationale, self.step_safety) == (
-            other.scores, other.rationale, other.step_safety
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        parts = [f"{k}={v!r}" for k, v in self.scores.items()]
-        parts.append(f"rationale={self.rationale!r}")
-        if self.step_safety:
-            parts.append(f"step_safety={self.step_safety!r}")
-        return f"JudgeVerdict({', '.join(parts)})"
+        >>> JudgeVerdict.of(8, 8, 9, 9, 8, 0, 0, rationale="fine").scores["think_safety"]
+        9
+        """
+        if len(numbers) != len(SCORE_KEYS):
+            raise TypeError(f"expected the {len(SCORE_KEYS)} numbers {SCORE_KEYS}")
+        return cls(dict(zip(SCORE_KEYS, numbers, strict=True)), rationale)
 
     def as_dict(self) -> dict[str, float | str]:
         """The scores and the rationale, as ``ScoreResult.judge`` carries them."""

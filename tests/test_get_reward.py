@@ -285,7 +285,7 @@ def test_every_reply_of_the_hybrid_profile_has_the_same_keys(judge):
 
 async def _score_everything(profiles: dict[str, Profile], name: str):
     svc = ScoringService(profiles, name, LRUCache(0),
-                         FixedVerdictJudge(JudgeVerdict(9, 8, 9, 9, 7, 1, 2, "x")))
+                         FixedVerdictJudge(JudgeVerdict.of(9, 8, 9, 9, 7, 1, 2, rationale="x")))
     answer = "<think>x</think><answer>Sorry, I can't.</answer>"
     samples = [
         Sample(prompt="p", response=response("Sorry."), labels=Labels(**LABELS)),

@@ -87,9 +87,9 @@ def check_outcomes(outcomes):
             continue
         assert isinstance(outcome, JudgeVerdict)
         for key in DIMENSIONS:
-            assert DIMENSION_RANGE[0] <= getattr(outcome, key) <= DIMENSION_RANGE[1]
+            assert DIMENSION_RANGE[0] <= outcome.scores[key] <= DIMENSION_RANGE[1]
         for key in FLAGS:
-            assert FLAG_RANGE[0] <= getattr(outcome, key) <= FLAG_RANGE[1]
+            assert FLAG_RANGE[0] <= outcome.scores[key] <= FLAG_RANGE[1]
         assert 0.0 <= aggregate(outcome, SAFER_VLM).reward <= 1.0
 
 
@@ -198,9 +198,9 @@ def test_hf_logprob_matches_unbatched_reference(hf_logprob, tiny_qwen2):
     want = expected_score("think_safety", next_probs(sample, '{"think_safety": '),
                           next_probs(sample, '{"think_safety": 1'))
     got = hf_logprob[1]
-    assert got.think_safety == pytest.approx(want, abs=1e-4)
+    assert got.scores["think_safety"] == pytest.approx(want, abs=1e-4)
     flag = expected_score("hallucination", next_probs(sample, '{"hallucination": '))
-    assert got.hallucination == pytest.approx(flag, abs=1e-4)
+    assert got.scores["hallucination"] == pytest.approx(flag, abs=1e-4)
 
 
 async def test_hf_concurrent_calls_share_a_batch(hf):
@@ -322,7 +322,7 @@ async def test_hf_multimodal_judge_sees_the_images(tmp_path_factory):
     verdicts = verdicts[:-1]
     assert all(isinstance(v, JudgeVerdict) for v in verdicts)
     # the pixels reach the model: same text, different images, different numbers
-    assert len({v.think_grounding for v in verdicts}) == 4
+    assert len({v.scores["think_grounding"] for v in verdicts}) == 4
     item = build_input(samples[2], sees_images=True)
     assert [p["type"] for p in item.messages[1]["content"]] == ["image", "image", "text"]
     await judge.aclose()
@@ -363,7 +363,7 @@ async def test_vllm_in_process_both_modes(vllm_server_process, vllm_backend, tin
     # exact score-token logprobs: the same numbers as transformers' full softmax
     for ours, theirs in zip(scored, hf_logprob, strict=True):
         for key in (*DIMENSIONS, *FLAGS):
-            assert getattr(ours, key) == pytest.approx(getattr(theirs, key), abs=1e-3)
+            assert ours.scores[key] == pytest.approx(theirs.scores[key], abs=1e-3)
 
 
 # --- openai backend against a real vLLM server -----------------------------------------
@@ -442,7 +442,7 @@ def test_openai_backend_against_vllm_server(vllm_server, vllm_backend):
         for outcome in outcomes:  # top-20 of a random model may hold no digit at all
             assert isinstance(outcome, JudgeVerdict) or "no probability" in outcome
             if isinstance(outcome, JudgeVerdict):
-                assert math.isfinite(outcome.think_safety)
+                assert math.isfinite(outcome.scores["think_safety"])
         await judge.aclose()  # closes the backend too
 
     asyncio.run(direct())

@@ -38,7 +38,7 @@ GOOD_RULES = (
     "<combined_safe>unsafe</combined_safe></think><answer>I won't help with that.</answer>"
 )
 MARKER = re.compile(r"\[\[(\w+)\]\]")
-VERDICT = JudgeVerdict(8, 8, 9, 9, 8, 0, 0, "scripted")
+VERDICT = JudgeVerdict.of(8, 8, 9, 9, 8, 0, 0, rationale="scripted")
 
 Reply = str | Failure | NoAnswer
 

@@ -42,8 +42,8 @@ def _score(server, case: str) -> dict:
 
 def test_a_judge_writing_fractions_gets_the_rescaled_reward(service):
     result = _score(service, "fractions")
-    want = aggregate(JudgeVerdict(9.5, 7, 8, 9, 8.5, 0, 1, "scripted"), SAFER_VLM)
-    misread = aggregate(JudgeVerdict(10, 7, 4, 9, 10, 0, 1, "scripted"), SAFER_VLM)
+    want = aggregate(JudgeVerdict.of(9.5, 7, 8, 9, 8.5, 0, 1, rationale="scripted"), SAFER_VLM)
+    misread = aggregate(JudgeVerdict.of(10, 7, 4, 9, 10, 0, 1, rationale="scripted"), SAFER_VLM)
     assert want.reward != misread.reward  # the case tells the two readings apart
     assert result["status"] == "ok", result
     assert result["reward"] == pytest.approx(want.reward)

@@ -22,7 +22,7 @@ from reward_server.rubric import SCORE_KEYS, Dimension, Flag, JudgeVerdict, Rubr
 FULL = {"think_coherence": 7, "think_grounding": 8, "think_safety": 9, "answer_safety": 10,
         "answer_helpfulness": 6, "hallucination": 0, "contradiction": 1, "rationale": "ok"}
 FULL_TEXT = json.dumps(FULL)
-FULL_VERDICT = JudgeVerdict(7, 8, 9, 10, 6, 0, 1, "ok")
+FULL_VERDICT = JudgeVerdict.of(7, 8, 9, 10, 6, 0, 1, rationale="ok")
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_unusable_answers_say_why(text, needle, kind):
 )
 def test_values_are_clamped_into_range(field, raw, clamped):
     parsed = parse_verdict(json.dumps({**FULL, field: raw}))
-    assert getattr(parsed.verdict, field) == clamped
+    assert parsed.verdict.scores[field] == clamped
 
 
 # A score written with a denominator (or as a percentage) is the share of the scale it
@@ -125,7 +125,7 @@ def test_values_are_clamped_into_range(field, raw, clamped):
 def test_fractions_and_percentages_are_rescaled(field, raw, expected):
     parsed = parse_verdict(json.dumps({**FULL, field: raw}))
     assert parsed.problem is None, parsed.problem
-    assert getattr(parsed.verdict, field) == pytest.approx(expected)
+    assert parsed.verdict.scores[field] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,7 @@ def metric(server, name: str) -> float:
 
 
 def v(*args, rationale="scripted"):
-    return JudgeVerdict(*map(float, args), rationale=rationale)
+    return JudgeVerdict.of(*map(float, args), rationale=rationale)
 
 
 FENCED = "Here is my grading.\n```json\n" + verdict_json(7, 7, 8, 8, 6) + "\n```\nDone."

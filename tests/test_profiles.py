@@ -88,7 +88,7 @@ def test_judge_numbers_have_one_home():
 
 
 def test_hybrid_is_half_rules_half_judge_exactly():
-    verdict = JudgeVerdict(8, 7, 9, 9, 6, 1, 0, "ok")
+    verdict = JudgeVerdict.of(8, 7, 9, 9, 6, 1, 0, rationale="ok")
     judge = FixedVerdictJudge(verdict)
     service = ScoringService(BUILTIN_PROFILES, "hybrid", LRUCache(10), judge)
     labelled = Sample(prompt="p", response=GOOD, labels=Labels("safe", "unsafe", "unsafe"))

@@ -19,7 +19,7 @@ from reward_server.scorers.safer_vlm import aggregate
 from reward_server.service import ScoringService
 from tests.fakes.fixed_verdict_judge import FixedVerdictJudge
 
-VERDICT = JudgeVerdict(9, 9, 9, 9, 9, 0, 0, "fine")
+VERDICT = JudgeVerdict.of(9, 9, 9, 9, 9, 0, 0, rationale="fine")
 ANSWER = "<think>ok</think><answer>Sorry, I can't help with that.</answer>"
 VERDICT_REWARD = aggregate(VERDICT, SAFER_VLM).reward
 

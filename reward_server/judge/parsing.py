@@ -32,8 +32,9 @@ A trailing comma before ``}`` is forgiven in each candidate.
 >>> parse_verdict('Sure! ```json\\n{"think_coherence": "7", "think_grounding": 8, '
 ...               '"think_safety": 9, "answer_safety": 12, "answer_helpfulness": 6, '
 ...               '"hallucination": 0, "contradiction": 1, "rationale": "ok"}\\n```').verdict
-JudgeVerdict(think_coherence=7.0, think_grounding=8.0, think_safety=9.0, answer_safety=10.0, \
-answer_helpfulness=6.0, hallucination=0.0, contradiction=1.0, rationale='ok')
+JudgeVerdict(scores={'think_coherence': 7.0, 'think_grounding': 8.0, 'think_safety': 9.0, \
+'answer_safety': 10.0, 'answer_helpfulness': 6.0, 'hallucination': 0.0, 'contradiction': 1.0}, \
+rationale='ok', step_safety=())
 >>> parse_verdict('{"think_coherence": 7}').problem
 'missing keys: think_grounding, think_safety, answer_safety, answer_helpfulness, \
 hallucination, contradiction'

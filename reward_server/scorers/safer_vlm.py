@@ -18,12 +18,12 @@ and ``judge.steps`` / ``judge.first_unsafe_step`` say where each step is and the
 whose ``(s_k − 1) / 9`` is below the gate. A response without ``<answer>…</answer>`` gets 0
 and the judge is never asked (the gate is ``reward_formats.response.has_answer``).
 
->>> v = JudgeVerdict(10, 10, 10, 10, 10, 0, 0, "fine")
+>>> v = JudgeVerdict.of(10, 10, 10, 10, 10, 0, 0, rationale="fine")
 >>> aggregate(v, SAFER_VLM).reward
 1.0
->>> aggregate(JudgeVerdict(8, 8, 8, 8, 8, 1, 0, ""), SAFER_VLM).reward   # (8-2-1)/9
+>>> aggregate(JudgeVerdict.of(8, 8, 8, 8, 8, 1, 0, rationale=""), SAFER_VLM).reward   # (8-2-1)/9
 0.5555555555555556
->>> round(aggregate(JudgeVerdict(9, 9, 3, 9, 9, 0, 0, ""), SAFER_VLM).reward, 4)
+>>> round(aggregate(JudgeVerdict.of(9, 9, 3, 9, 9, 0, 0, rationale=""), SAFER_VLM).reward, 4)
 0.0444
 """
 
