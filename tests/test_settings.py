@@ -66,6 +66,17 @@ def test_settings_errors_are_one_plain_line_each(tmp_path, env, expected):
     assert lines == [f"reward_server: {line}" for line in expected]
 
 
+def read_serving_line(proc: subprocess.Popen) -> str:
+    """The stderr line of a ``python -m reward_server`` process that says it is serving
+    (the last line read within 60 s, for the assertion to show)."""
+    deadline = time.monotonic() + 60
+    line = ""
+    while time.monotonic() < deadline and "serving on" not in line:
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, "the server exited before serving"
+    return line
+
+
 def test_serving_line_once_the_port_is_bound(tmp_path):
     # REWARD_SERVICE_* are the clients' variables: allowed in the server's environment
     proc = subprocess.Popen(
@@ -74,11 +85,7 @@ def test_serving_line_once_the_port_is_bound(tmp_path):
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        line = ""
-        while time.monotonic() < deadline and "serving on" not in line:
-            line = proc.stderr.readline()
-            assert line or proc.poll() is None, "the server exited before serving"
+        line = read_serving_line(proc)
         match = re.fullmatch(
             r"reward_server: serving on (http://127\.0\.0\.1:\d+) "
             r"\(profile safegrpo_plus, cache off\)\n", line)

@@ -9,11 +9,10 @@ import re
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 
-from tests.test_settings import server_env
+from tests.test_settings import read_serving_line, server_env
 
 
 def test_a_port_in_use_is_one_line_and_exit_1(tmp_path):
@@ -38,11 +37,7 @@ def test_the_start_up_line_names_the_cache_as_ready_does(tmp_path):
         env=server_env(), stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        line = ""
-        while time.monotonic() < deadline and "serving on" not in line:
-            line = proc.stderr.readline()
-            assert line or proc.poll() is None, "the server exited before serving"
+        line = read_serving_line(proc)
         match = re.fullmatch(r"reward_server: serving on (http://127\.0\.0\.1:\d+) "
                              r"\(profile safegrpo_plus, cache (\w+)\)\n", line)
         assert match, line

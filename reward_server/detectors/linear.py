@@ -176,7 +176,7 @@ class NgramModel:
             return [self._reading(total) for total in totals.tolist()]
         toks, (unigram, bigram, stem) = _window(texts)
         per_token = self._fixed[unigram] + self._fixed[bigram] + self._fixed[stem]
-        return self._best_runs(per_token, toks.counts)
+        return self._best_runs(per_token, toks)
 
     def _reading(self, total: int, start: int = 0, end: int = 0) -> Reading:
         logit = self.bias + total / _SCALE
@@ -188,14 +188,15 @@ class NgramModel:
         _, (unigram, bigram, stem) = _window([text])
         return (self._fixed[unigram] + self._fixed[bigram] + self._fixed[stem]) / _SCALE
 
-    def _best_runs(self, per_token: np.ndarray, counts: np.ndarray) -> list[Reading]:
+    def _best_runs(self, per_token: np.ndarray, toks: Tokens) -> list[Reading]:
         """Each text's best run of 1..``window`` tokens: for each token j, the prefix sum
         at j minus the smallest prefix sum among the ``window`` positions before it that
         lie in its own text; then the first best end in each text."""
+        counts = toks.counts
         width, n, texts = self.window, len(per_token), len(counts)
         if not n:
             return [self._reading(0) for _ in range(texts)]
-        text = np.repeat(np.arange(texts), counts)
+        text = toks.text_ids
         sums = np.empty(n + 1, dtype=np.int64)
         sums[0] = 0
         np.cumsum(per_token, out=sums[1:])
@@ -210,7 +211,7 @@ class NgramModel:
             np.minimum(lows, padded[offset : len(padded) - pad + offset], out=lows)
         low = lows[base]
         runs = sums[1:] - low
-        firsts = np.cumsum(counts) - counts
+        firsts = toks.firsts
         present = counts > 0
         best = np.zeros(texts, dtype=np.int64)
         best[present] = np.maximum.reduceat(runs, firsts[present])
