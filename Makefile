@@ -45,6 +45,7 @@ test: test-core test-vl test-openrlhf test-verl test-compose
 
 test-core: $(VENV)/.test-stamp
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(MKDOCS)
 	$(PY) -m pytest -q -rs --ignore=tests/vl --ignore=tests/frameworks --ignore=tests/compose $(PYTEST_ARGS)
 
