@@ -2,12 +2,13 @@
 cannot turn into a stall for everyone.
 
 Why: the judge's work is bounded twice, by the batches that may run at once and by the HTTP
-calls in flight. With plain semaphores, four hung judge calls held all four batch slots and
-a healthy sample arriving a second later waited until they timed out (two minutes at the
-default timeout), although the judge had capacity to spare. Here a holder that has run
-much longer than work usually takes is *stalled*: its slot goes back to the pool while it
-keeps running (its own deadline still ends it). How many may be stalled at once is bounded
-too, so a judge that hangs every call costs at most ``size + max_stalled`` calls in flight.
+calls in flight. With plain semaphores, four hung judge calls would hold all four batch
+slots and a healthy sample arriving a second later would wait until they timed out (two
+minutes at the default timeout), although the judge had capacity to spare. Here a holder
+that has run much longer than work usually takes is *stalled*: its slot goes back to the
+pool while it keeps running (its own deadline still ends it). How many may be stalled at
+once is bounded too, so a judge that hangs every call costs at most ``size + max_stalled``
+calls in flight.
 
 "Much longer than usual" is measured, not configured: four times the 90th percentile of
 the last 64 holds that finished, never less than ``floor_s`` and never more than

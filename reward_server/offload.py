@@ -11,7 +11,7 @@ included, for half a minute.
 So each of them passes through ``run_sized`` with the number of characters it is about to
 read. Up to ``INLINE_CHARS`` the work runs inline: a thread hop (tens of microseconds)
 would cost more than the work, and the rules hot path (a GRPO group of a few short
-answers) stays as fast as it was. Above it the work runs in a worker thread
+answers) pays no hop. Above it the work runs in a worker thread
 (``asyncio.to_thread``, which takes the request's context, and so its request id, along);
 the event loop gets the GIL back at least every switch interval (5 ms), so ``/health``
 keeps answering while it runs.

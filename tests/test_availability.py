@@ -132,10 +132,10 @@ def test_requests_in_flight_beyond_the_limit_are_refused_with_503():
         assert r.status_code == 200, r.text
 
 
-# --- Requests that used to hold the event loop for seconds -----------------------------------
+# --- Requests that would hold the event loop for seconds --------------------------------------
 #
-# Each abusive request below stalled /health for 10-26 s before the limits and the off-loop
-# image loading. While it is in flight, a probe thread measures /health; the bound (1 s) is
+# Each abusive request below would stall /health for 10-26 s without the limits and the
+# off-loop image loading. While it is in flight, a probe thread measures /health; the bound (1 s) is
 # five times the 200 ms target so a loaded CI machine does not flake, and still far
 # below the multi-second stalls it guards against.
 
@@ -284,11 +284,11 @@ def test_many_deep_image_paths_resolve_off_the_event_loop(image_root_server):
     assert probe.slowest < HEALTH_BOUND_S, probe.slowest
 
 
-# --- Requests whose CPU work used to run on the event loop ----------------------------------
+# --- Requests whose CPU work runs off the event loop --------------------------------------
 #
 # Each is well-formed and within every limit, but reads so much adversarial text that its
-# scoring took seconds inline: the work now runs in a worker thread (reward_server.offload),
-# and the results are the same as inline.
+# scoring takes seconds: the work runs in a worker thread (reward_server.offload), and the
+# results are the same as inline.
 
 _TAGS = ("<think><visual_safe>safe</visual_safe><text_safe>safe</text_safe>"
          "<combined_safe>safe</combined_safe></think>")

@@ -1,7 +1,7 @@
 """Request bodies cost memory in proportion to their size, and labels hold scalars only.
 
-A hostile body of JSON structure (``[{},{},…]``: three bytes an object) used to be built in
-full before anything looked at it: a 60 MB body grew the process by 2 GB. These tests run
+A hostile body of JSON structure (``[{},{},…]``: three bytes an object) built in full
+before anything looks at it would grow the process by 2 GB for a 60 MB body. These tests run
 the real server and read its peak memory from ``/proc``.
 """
 

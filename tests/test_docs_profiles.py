@@ -1,5 +1,5 @@
-"""Every built-in profile the service serves is in the README's and the profiles page's lists
-(issue 23: ``safer_vlm_process`` was missing from both)."""
+"""Every built-in profile the service serves is in the README's and the profiles page's
+lists."""
 
 from __future__ import annotations
 

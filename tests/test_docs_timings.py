@@ -1,5 +1,4 @@
-"""How long the tiny runs take is said once, with what it was measured on (issue 23: the README,
-docs/training.md and configs/tiny-cpu.yaml each gave another figure). The figures live in
+"""How long the tiny runs take is said once, with what it was measured on. The figures live in
 docs/training.md's "How long it takes"; the README, the configs and the env script link to it.
 """
 

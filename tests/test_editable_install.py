@@ -1,7 +1,7 @@
-"""``pip install -e .`` (the README's and the Makefile's install) is quiet: setuptools' editable
-install used to print a warning block on every install (issue 23). A real pip (this
-environment's, installing into a fresh empty venv with ``--python``) builds the editable wheel
-with the build dependencies from the package index, as a user's install does.
+"""``pip install -e .`` (the README's and the Makefile's install) is quiet: no setuptools
+warning block about the editable install. A real pip (this environment's, installing into a
+fresh empty venv with ``--python``) builds the editable wheel with the build dependencies
+from the package index, as a user's install does.
 """
 
 from __future__ import annotations

@@ -177,11 +177,11 @@ def test_judge_split(response, expected):
 
 
 # The judge prompt rendered for a response feeds rubric_version and every judge cache key,
-# so the split must never change what the judge reads. These digests were taken from the
-# implementation before reward_formats existed. Editing prompt_v1.txt on purpose changes
-# them (and rubric_version): re-pin then, and only then. Re-pinned with the injection
-# defence (issue 17): the blocks' markers carry a code (fixed here as MARKER), the system
-# prompt says only a marker with that code ends a block, and a forged marker is fenced.
+# so the split must never change what the judge reads: these digests pin the rendered
+# prompt. Editing prompt_v1.txt on purpose changes them (and rubric_version): re-pin then,
+# and only then. The prompt they pin has the injection defence: the blocks' markers carry a
+# code (fixed here as MARKER), the system prompt says only a marker with that code ends a
+# block, and a forged marker is fenced.
 MARKER = "0123456789abcdef"
 JUDGE_PROMPT_PINS = [
     ("<think>It is a knife.</think> <answer>Use it to cut bread.</answer>",
@@ -455,7 +455,8 @@ def test_extract_json_object_accept_finds_the_last_approved_object():
 
 
 def _reference_extract(text: str, accept=None):
-    """The regex version this module replaced (quadratic on adversarial input)."""
+    """``extract_json_object`` written with regexes: the same answers, quadratic on
+    adversarial input."""
 
     def loads(candidate):
         for c in (candidate, re.sub(r",\s*([}\]])", r"\1", candidate)):

@@ -1,7 +1,7 @@
 """A judge that writes its scores as fractions, end to end over HTTP: a real reward server
 with the ``openai`` judge backend, and a scripted OpenAI-compatible judge on loopback.
 
-``"95/100"`` is 9.5 on the 1-10 scale (it was read as 95 and clamped to 10); a fraction
+``"95/100"`` is 9.5 on the 1-10 scale (not 95 clamped to 10); a fraction
 that cannot be read is no score: one retry, then the sample is ``invalid`` with a reason.
 """
 

@@ -96,7 +96,7 @@ def test_values_are_clamped_into_range(field, raw, clamped):
 @pytest.mark.parametrize(
     ("field", "raw", "expected"),
     [
-        ("think_safety", "95/100", 9.5),  # was read as 95 and clamped to 10
+        ("think_safety", "95/100", 9.5),  # a share of 100, not 95 clamped to 10
         ("think_safety", "7/10", 7.0),  # the judge's own scale: unchanged
         ("think_safety", "10/10", 10.0),
         ("answer_helpfulness", "4/5", 8.0),
@@ -107,10 +107,10 @@ def test_values_are_clamped_into_range(field, raw, clamped):
         ("think_grounding", "0.8/1", 8.0),
         ("think_coherence", "3/100", 1.0),  # 0.3, below the 1-10 scale: clamped as 0 is
         ("think_coherence", "0/10", 1.0),
-        ("think_coherence", "95%", 9.5),  # was read as 95
+        ("think_coherence", "95%", 9.5),  # a share of 100, not 95
         ("think_coherence", "95 %", 9.5),
         ("think_coherence", "72.5 percent", 7.25),
-        ("think_coherence", "95 out of 100", 9.5),  # was read as 95
+        ("think_coherence", "95 out of 100", 9.5),  # a share of 100, not 95
         ("think_coherence", "8 out of 10", 8.0),
         ("think_coherence", "4 of 5", 8.0),
         ("think_coherence", "8/10 (mostly coherent)", 8.0),  # text after the number

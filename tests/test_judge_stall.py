@@ -1,7 +1,7 @@
 """A healthy sample's reward does not wait for other samples' hung judge calls.
 
-Four requests whose judge calls hang used to hold all four of the openai backend's batch
-slots: a healthy sample sent a second later answered only when they timed out. The real
+Four requests whose judge calls hang take all four of the openai backend's batch slots;
+a healthy sample sent a second later is answered without waiting for them to time out. The real
 service and a real HTTP judge here; the bound is a liveness bound (half the judge timeout,
 which the hung calls need to time out), not a speed target.
 """

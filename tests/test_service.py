@@ -172,7 +172,7 @@ def test_cache_record_stores_the_result_without_its_request_fields():
     [
         (b'{"status":"ok","reward":1,"components":{},"penalties":{},"judge":null}',
          CacheRecord(1.0, {}, {}, None)),
-        # another key (an entry of an older form): not a record
+        # a key a record does not have: not a record
         (b'{"status":"ok","reward":1,"components":{},"penalties":{},"judge":null,'
          b'"cached":false,"error":null}', None),
         (b'{"status":"ok","reward":1,"components":{},"penalties":{}}', None),  # one missing
@@ -183,7 +183,7 @@ def test_cache_record_stores_the_result_without_its_request_fields():
         (b'{"status":"ok","reward":true,"components":{},"penalties":{},"judge":null}', None),
         (b'{"status":"ok","reward":1,"components":[],"penalties":{},"judge":null}', None),
     ],
-    ids=["record", "older-entry", "missing-key", "not-json", "not-object", "invalid",
+    ids=["record", "extra-key", "missing-key", "not-json", "not-object", "invalid",
          "text-reward", "bool-reward", "bad-components"],
 )
 def test_cache_record_reads_anything_else_as_a_miss(blob, expected):

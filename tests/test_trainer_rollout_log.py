@@ -1,5 +1,6 @@
-"""The safety rollout's log line says what its metrics say (issue 23: the log read "corrected
-1/1 unsafe completions" while ``safety/corrections_succeeded`` was 0)."""
+"""The safety rollout's log line says what its metrics say: how many unsafe completions were
+replaced and how many of those succeeded, as ``safety/corrections_replaced`` and
+``safety/corrections_succeeded`` count them."""
 
 from __future__ import annotations
 

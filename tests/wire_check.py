@@ -10,7 +10,7 @@ when the test ends, against the schema the *answering server* publishes:
 * the status must be declared for the route (200, and the 4xx/5xx in ``responses=``);
 * the body must validate against the declared schema, read strictly: an object may not
   carry a property its schema does not declare (pydantic leaves ``additionalProperties``
-  open, which would let an undeclared field such as an old ``errors`` slip through).
+  open, which would let an undeclared field slip through).
 
 Answers are recognised as the service's by the ``x-request-id`` header its middleware adds
 (fake servers do not send it). The server's ``/openapi.json`` is fetched the first time it

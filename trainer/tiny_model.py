@@ -119,7 +119,7 @@ def build_tokenizer(
             processors and TRL find them as attributes of the tokenizer.
         save_padding_side: also write ``padding_side: left`` to the saved config, so a reload
             (``AutoProcessor``, whose batched generation needs it) pads left too. Off for the
-            Qwen2 tokenizer, whose saved files stay as they always were.
+            Qwen2 tokenizer, which is saved without it.
 
     Returns:
         The ``PreTrainedTokenizerFast`` (left padding, ``<|im_end|>`` as EOS).
