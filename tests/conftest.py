@@ -17,7 +17,7 @@ def rules_server():
 def tiny_qwen2(tmp_path_factory):
     """Directory of a random tiny Qwen2 + trained BPE tokenizer + chat template."""
     pytest.importorskip("torch")
-    from tests.tiny_models import build_tiny_qwen2
+    from trainer.tiny_model import build_tiny_qwen2
 
     return build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"))
 

@@ -260,7 +260,7 @@ def build_tiny_llava(path):
         Qwen2Config,
     )
 
-    from tests.tiny_models import CHAT_TEMPLATE, build_tokenizer
+    from trainer.tiny_model import CHAT_TEMPLATE, build_tokenizer
 
     tok = build_tokenizer(path)
     tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
