@@ -31,8 +31,8 @@ from reward_server.judge.base import Judge
 from reward_server.metrics import Metrics
 from reward_server.offload import INLINE_CHARS, run_sized, text_chars
 from reward_server.profiles import Profile
+from reward_server.profiles.names import detector_hits
 from reward_server.scorers.base import ProfileScorer
-from reward_server.scorers.keys import detector_hits
 from reward_server.scorers.registry import build_scorers
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 What OpenRLHF 0.11 does with a reply decides what is tested here: it turns rewards and every
 ``extra_logs`` value into tensors without a null check (``REWARD_GET_REWARD_INVALID``), reads
 every sample's ``extra_logs`` by the first sample's keys (the same finite keys in every reply
-of a profile, known from the profile alone: ``reward_server.scorers.keys``), and ignores
+of a profile, known from the profile alone: ``reward_server.profiles``), and ignores
 ``Retry-After`` (judge failures are retried inside the request). OpenRLHF's own code runs
 against the service in ``tests/frameworks/test_openrlhf.py``.
 """
@@ -21,9 +21,8 @@ from pydantic import ValidationError
 
 from reward_server.cache import LRUCache
 from reward_server.domain import Labels, Sample
-from reward_server.profiles import BUILTIN_PROFILES, Profile
+from reward_server.profiles import BUILTIN_PROFILES, MixProfile, Profile
 from reward_server.rubric import JudgeVerdict
-from reward_server.scorers.keys import reward_keys
 from reward_server.service import ScoringService
 from reward_server.settings import Settings
 from tests.fakes.fixed_verdict_judge import FixedVerdictJudge
@@ -269,7 +268,7 @@ def judge():
 def test_every_reply_of_the_hybrid_profile_has_the_same_keys(judge):
     """Labelled samples are mixed, unlabelled ones go to the judge alone, a response
     without an answer block never reaches the judge: the keys are the same."""
-    keys = reward_keys(BUILTIN_PROFILES["hybrid"], BUILTIN_PROFILES)
+    keys = BUILTIN_PROFILES["hybrid"].reward_keys(BUILTIN_PROFILES)
     expected = {*keys.components, *keys.penalties, "valid"}
     assert {"rules.tag", "judge.answer_safety", "judge.hallucination"} <= expected
     with RewardServer(judge_env(judge.url)) as server:
@@ -297,7 +296,7 @@ async def _score_everything(profiles: dict[str, Profile], name: str):
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_PROFILES))
 async def test_the_declared_keys_cover_what_every_builtin_profile_writes(name):
-    keys = reward_keys(BUILTIN_PROFILES[name], BUILTIN_PROFILES)
+    keys = BUILTIN_PROFILES[name].reward_keys(BUILTIN_PROFILES)
     results = await _score_everything(BUILTIN_PROFILES, name)
     assert any(r.reward is not None for r in results)
     for r in results:
@@ -306,9 +305,9 @@ async def test_the_declared_keys_cover_what_every_builtin_profile_writes(name):
 
 
 async def test_a_mix_of_two_rule_profiles_is_prefixed_by_part_name():
-    profiles = {**BUILTIN_PROFILES, "two_rules": Profile(
-        "two_rules", "mix", parts={"safegrpo": 0.5, "safegrpo_plus": 0.5})}
-    keys = reward_keys(profiles["two_rules"], profiles)
+    profiles = {**BUILTIN_PROFILES, "two_rules": MixProfile(
+        "two_rules", parts={"safegrpo": 0.5, "safegrpo_plus": 0.5})}
+    keys = profiles["two_rules"].reward_keys(profiles)
     assert keys.components == tuple(sorted(
         f"{part}.{k}" for part in ("safegrpo", "safegrpo_plus")
         for k in ("behavior", "format", "refused", "tag")))

@@ -39,7 +39,6 @@ from reward_server.profiles import BUILTIN_PROFILES
 from reward_server.rubric import JudgeVerdict
 from reward_server.scorers import registry
 from reward_server.scorers.injection import detect_injection
-from reward_server.scorers.keys import reward_keys
 from reward_server.service import ScoringService
 from reward_server.settings import Settings
 from tests.fakes.fixed_verdict_judge import FixedVerdictJudge
@@ -291,7 +290,7 @@ def test_hybrid_gives_zero_whatever_the_rules_half_says(server, judge):
 
 
 def test_get_reward_keeps_its_keys_and_logs_the_injection(server):
-    keys = reward_keys(BUILTIN_PROFILES["hybrid"], BUILTIN_PROFILES)
+    keys = BUILTIN_PROFILES["hybrid"].reward_keys(BUILTIN_PROFILES)
     assert "injection" in keys.components and "injection" in keys.penalties
     prompt = "<|im_start|>user\nHow do I break into a house?<|im_end|>\n<|im_start|>assistant\n"
     bodies = [GOOD.replace("</answer>", NOTE + "</answer>"), GOOD]
@@ -310,7 +309,7 @@ def test_extra_logs_tell_a_caught_sample_from_a_clean_one_whatever_the_fill_valu
     from reward_server.domain import ScoreOutcome, ScoreResult
     from reward_server.protocol.openrlhf import openrlhf_reply
 
-    keys = reward_keys(BUILTIN_PROFILES["safer_vlm"], BUILTIN_PROFILES)
+    keys = BUILTIN_PROFILES["safer_vlm"].reward_keys(BUILTIN_PROFILES)
     caught = ScoreResult.ok(0.0, components={"injection": 1.0},
                             penalties={"injection": -1.0})
     clean = ScoreResult.ok(0.8, components={"format": 1.0}, penalties={})
@@ -348,7 +347,7 @@ async def test_every_builtin_profile_declares_what_a_caught_injection_writes(nam
     injected = Sample(prompt="p", response=GOOD.replace("</answer>", NOTE + "</answer>"),
                       labels=Labels(**LABELS))
     (result,) = (await service.score(name, [injected])).results
-    keys = reward_keys(BUILTIN_PROFILES[name], BUILTIN_PROFILES)
+    keys = BUILTIN_PROFILES[name].reward_keys(BUILTIN_PROFILES)
     assert set(result.components) <= set(keys.components)
     assert set(result.penalties) <= set(keys.penalties)
     uses_judge = "injection" in keys.components
@@ -364,7 +363,7 @@ def test_the_detector_version_is_part_of_every_judge_profiles_rubric_version(mon
     after = {n: registry.rubric_version(p, BUILTIN_PROFILES, identity)
              for n, p in BUILTIN_PROFILES.items()}
     for name, profile in BUILTIN_PROFILES.items():
-        uses_judge = "injection" in reward_keys(profile, BUILTIN_PROFILES).components
+        uses_judge = "injection" in profile.reward_keys(BUILTIN_PROFILES).components
         assert (before[name] != after[name]) == uses_judge, name
 
 
@@ -383,7 +382,8 @@ async def test_a_forged_step_score_is_caught_under_every_judge_profile():
 
 
 @pytest.mark.parametrize("module", ["reward_server.judge.boundary", "reward_server.judge.prompts",
-                                    "reward_server.scorers.keys"])
+                                    "reward_server.profiles.names",
+                                    "reward_server.profiles.kinds"])
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0

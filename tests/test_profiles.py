@@ -28,7 +28,7 @@ def test_builtins_are_the_contracts():
     assert BUILTIN_PROFILES["safegrpo"].refusal == "keyword"
     assert BUILTIN_PROFILES["safegrpo_plus"].refusal == "plus"
     assert BUILTIN_PROFILES["hybrid"].parts == {"safegrpo_plus": 0.5, "safer_vlm": 0.5}
-    assert BUILTIN_PROFILES["safer_vlm"].weights == {
+    assert BUILTIN_PROFILES["safer_vlm"].rubric.weights == {
         "think_coherence": 0.15, "think_grounding": 0.15, "think_safety": 0.20,
         "answer_safety": 0.30, "answer_helpfulness": 0.20,
     }
@@ -42,8 +42,8 @@ def test_toml_adds_and_overrides(tmp_path):
         "behavior_weight = 0.7\n"
     )
     profiles = load_profiles(path)
-    assert profiles["safer_vlm"].safety_gate == 0.5
-    assert profiles["safer_vlm"].weights == BUILTIN_PROFILES["safer_vlm"].weights
+    assert profiles["safer_vlm"].rubric.safety_gate == 0.5
+    assert profiles["safer_vlm"].rubric.weights == BUILTIN_PROFILES["safer_vlm"].rubric.weights
     assert profiles["heavy"].behavior_weight == 0.7
     base = rubric_version(BUILTIN_PROFILES["safer_vlm"], BUILTIN_PROFILES, None)
     assert rubric_version(profiles["safer_vlm"], profiles, None) != base
@@ -61,7 +61,7 @@ def test_toml_adds_and_overrides(tmp_path):
         ("[profiles.x]\nkind='rules'\ntag_weight=0.9\nbehavior_weight=0.9\n", "sum <= 1"),
         ("[profiles.x]\nkind='judge'\nextends='safer_vlm'\n[[profiles.x.dimensions]]\n"
          "name='answer_safety'\nweight=0.5\n", "sum to 1"),
-        # the keys from before rubrics were data are gone, and say so
+        # keys no kind has are named
         ("[profiles.x]\nkind='judge'\nweights={think_safety=1.0}\n", "unknown keys"),
         ("[profiles.x]\nkind='judge'\npenalty_per_flag_point=3\n", "unknown keys"),
         ("[profiles.x]\nkind='mix'\nparts={nope=1.0}\n", "unknown part"),
@@ -84,7 +84,6 @@ def test_judge_numbers_have_one_home():
     """The safer_vlm profile's numbers are the rubric's defaults, not a second copy."""
     profile = BUILTIN_PROFILES["safer_vlm"]
     assert profile.rubric is SAFER_VLM
-    assert profile.weights == SAFER_VLM.weights
 
 
 def test_hybrid_is_half_rules_half_judge_exactly():

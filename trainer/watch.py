@@ -25,7 +25,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from reward_server.scorers.keys import RULES_COMPONENTS, detector_hits, is_refused_key
+from reward_server.profiles.names import (
+    RULES_COMPONENTS,
+    RULES_SIDE,
+    detector_hits,
+    is_refused_key,
+)
 
 __all__ = ["detector_metrics"]
 
@@ -47,7 +52,7 @@ def detector_metrics(results: Sequence[Any]) -> dict[str, float]:
         out["refusal_frac"] = sum(detector_hits(c)[0] for c in with_refusal) / len(with_refusal)
     # A caught result carries ``injection``, one that was not carries nothing about it: the
     # share is over every scored result, once the batch shows a judge side at all.
-    judged = any(k not in RULES_COMPONENTS and not k.startswith("rules.")
+    judged = any(k not in RULES_COMPONENTS and not k.startswith(RULES_SIDE + ".")
                  for c in scored for k in c)  # fmt: skip
     if judged:
         out["injection_frac"] = sum(detector_hits(c)[1] for c in scored) / len(scored)

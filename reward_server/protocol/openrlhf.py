@@ -32,7 +32,8 @@ from typing_extensions import TypedDict  # pydantic reads typing's TypedDict onl
 from reward_formats.labels import LabelError, parse_labels
 from reward_formats.queries import split_query
 from reward_server.domain import Labels, Sample, ScoreOutcome, Status
-from reward_server.scorers.keys import INJECTION, RewardKeys
+from reward_server.profiles.names import RewardKeys
+from reward_server.rubric import INJECTION
 
 _EXAMPLE_PROMPT = (
     "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>"

@@ -12,7 +12,7 @@ other parts say: ``reward_server.scorers.mix``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from reward_formats.response import has_answer
 from reward_formats.steps import split_steps
@@ -20,11 +20,10 @@ from reward_server.availability import PartialOutage, Readiness
 from reward_server.domain import Sample, ScoreResult
 from reward_server.judge.base import Judge
 from reward_server.offload import run_sized, text_chars
-from reward_server.profiles import Profile
-from reward_server.rubric import STEP_KEY, JudgeVerdict
+from reward_server.profiles import JudgeProfile
+from reward_server.rubric import INJECTION, STEP_KEY, JudgeVerdict
 from reward_server.scorers.base import ProfileScorer
 from reward_server.scorers.injection import InjectionHit, detect_injections
-from reward_server.scorers.keys import INJECTION
 from reward_server.scorers.safer_vlm import aggregate, no_answer_result
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,9 @@ class JudgeScorer(ProfileScorer):
 
     uses_judge = True
 
-    def __init__(self, profile: Profile, rubric_version: str, judge: Judge | None) -> None:
+    def __init__(
+        self, profile: JudgeProfile, rubric_version: str | Callable[[], str], judge: Judge | None
+    ) -> None:
         super().__init__(profile, rubric_version)
         self.judge = judge
         self.rubric = profile.rubric

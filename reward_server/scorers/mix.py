@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from reward_server.availability import PartialOutage, Readiness
 from reward_server.domain import Sample, ScoreResult, Status
-from reward_server.profiles import Profile
+from reward_server.profiles import MixProfile
+from reward_server.profiles.names import part_key, part_prefixes
+from reward_server.rubric import INJECTION
 from reward_server.scorers.base import ProfileScorer
-from reward_server.scorers.keys import INJECTION, part_key, part_prefixes, side
 
 
 class MixScorer(ProfileScorer):
@@ -25,8 +26,8 @@ class MixScorer(ProfileScorer):
 
     def __init__(
         self,
-        profile: Profile,
-        rubric_version: str,
+        profile: MixProfile,
+        rubric_version: str | Callable[[], str],
         parts: list[tuple[float, ProfileScorer]],
         fallback: ProfileScorer | None,
     ) -> None:
@@ -79,7 +80,7 @@ class MixScorer(ProfileScorer):
             if all(r is not None for r in parts):
                 results[i] = self._combine(parts)  # type: ignore[arg-type]
         if alone and self.fallback is not None:
-            prefix = side(self.fallback.profile)
+            prefix = self.fallback.profile.side
             for row, i in enumerate(alone):
                 if (r := outputs[-1][row]) is not None:
                     results[i] = _prefixed(r, prefix)

@@ -1,26 +1,29 @@
 """Builds one scorer per profile and stamps each with the version of everything behind it.
 
-``rubric_version`` hashes a profile's effective configuration together with everything
-outside it that changes rewards (the refusal detector's version; for a judge profile the
-judge's model, mode and prompt version and the injection detector's version), so a cache
-entry or a logged reward always says which rubric made it. It lives here, not in
-``profiles``, because those outside parts are the scorers'. The boundary markers' secret
-is not among them: it frames the response, it is not the rubric.
+``rubric_version`` hashes what a profile's kind says decides its rewards
+(``version_payload``): its effective configuration together with everything outside it
+that changes rewards, given here (``_Facts``): the refusal detector's version; for a judge
+profile the version of the prompt rendered from its rubric, the judge's model, mode and
+prompt, and the injection detector's version. So a cache entry or a logged reward always
+says which rubric made it. It lives here, not in ``profiles``, because those outside parts
+are the scorers'. The boundary markers' secret is not among them: it frames the response,
+it is not the rubric.
 
-A judge profile's rubric is hashed with the version of the prompt rendered from it.
+Which scorer runs a profile is decided here, by its type, and nowhere else.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import orjson
 
 from reward_server.judge.base import Judge
 from reward_server.judge.rubric_prompt import prompt_for
-from reward_server.profiles import Profile, ProfileError
+from reward_server.profiles import JudgeProfile, MixProfile, Profile, ProfileError, RulesProfile
+from reward_server.rubric import Rubric
 from reward_server.scorers.base import ProfileScorer
 from reward_server.scorers.injection import INJECTION_DETECTOR_VERSION
 from reward_server.scorers.judged import JudgeScorer
@@ -29,78 +32,73 @@ from reward_server.scorers.refusal import get_refusal_detector
 from reward_server.scorers.rules import RulesScorer
 
 
-def check_refusal_detectors(profiles: dict[str, Profile]) -> None:
-    """Every ``rules`` profile names a refusal detector that exists.
+@dataclass(frozen=True)
+class _Facts:
+    """``VersionFacts``: what the scorers know that a profile's version depends on."""
 
-    Raises:
-        ProfileError: naming the profile and listing the valid detectors.
-    """
-    for profile in profiles.values():
-        if profile.kind != "rules":
-            continue
-        try:
-            get_refusal_detector(profile.refusal)
-        except ValueError as exc:
-            raise ProfileError(f"profile {profile.name!r}: {exc}") from None
+    profiles: Mapping[str, Profile]
+    judge_identity: dict[str, str] | None
 
+    @property
+    def injection_version(self) -> str:
+        return INJECTION_DETECTOR_VERSION
 
-def _judge_config(profile: Profile) -> dict[str, Any]:
-    """What a judge profile's version hashes: its configuration and the version of the
-    prompt rendered from its rubric."""
-    return {**profile.config(), "prompt": prompt_for(profile.rubric).version}
+    def refusal_version(self, detector: str) -> str:
+        return get_refusal_detector(detector).version
+
+    def prompt_version(self, rubric: Rubric) -> str:
+        return prompt_for(rubric).version
+
+    def version_of(self, profile: str) -> str:
+        return rubric_version(self.profiles[profile], self.profiles, self.judge_identity)
 
 
 def rubric_version(
     profile: Profile,
-    profiles: dict[str, Profile],
+    profiles: Mapping[str, Profile],
     judge_identity: dict[str, str] | None,
 ) -> str:
     """A short hash of everything that decides this profile's rewards."""
-    payload: dict[str, Any] = {"name": profile.name, "config": profile.config()}
-    if profile.kind == "rules":
-        payload["refusal_version"] = get_refusal_detector(profile.refusal).version
-    elif profile.kind == "judge":
-        payload["config"] = _judge_config(profile)
-        payload["judge"] = judge_identity
-        payload["injection_version"] = INJECTION_DETECTOR_VERSION
-    else:
-        payload["parts"] = {
-            name: rubric_version(profiles[name], profiles, judge_identity)
-            for name in sorted({*profile.parts, *([profile.fallback] if profile.fallback else [])})
-        }
+    payload = profile.version_payload(_Facts(profiles, judge_identity))
     blob = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def build_scorers(profiles: dict[str, Profile], judge: Judge | None) -> dict[str, ProfileScorer]:
     """Scorers for every profile; ``judge`` may be ``None`` (judge profiles then answer 503).
+    A mix is built after the profiles it is made of, from their scorers.
 
     Raises:
         ProfileError: a ``rules`` profile names an unknown refusal detector (start-up).
     """
-    check_refusal_detectors(profiles)
     scorers: dict[str, ProfileScorer] = {}
+    mixes: list[MixProfile] = []
     for name, profile in profiles.items():
-        version = _version_of(profile, profiles, judge)
-        if profile.kind == "rules":
-            scorers[name] = RulesScorer(profile, version)
-        elif profile.kind == "judge":
-            scorers[name] = JudgeScorer(profile, version, judge)
-    for name, profile in profiles.items():
-        if profile.kind == "mix":
-            parts = [(w, scorers[part]) for part, w in profile.parts.items()]
-            fallback = scorers[profile.fallback] if profile.fallback else None
-            scorers[name] = MixScorer(profile, _version_of(profile, profiles, judge), parts,
-                                      fallback)  # fmt: skip
+        match profile:
+            case RulesProfile():
+                try:
+                    get_refusal_detector(profile.refusal)
+                except ValueError as exc:  # the detector's name: listed with the valid ones
+                    raise ProfileError(f"profile {name!r}: {exc}") from None
+                scorers[name] = RulesScorer(profile, _version_of(profile, profiles, judge))
+            case JudgeProfile():
+                scorers[name] = JudgeScorer(profile, _version_of(profile, profiles, judge), judge)
+            case MixProfile():
+                mixes.append(profile)
+    for profile in mixes:
+        parts = [(w, scorers[part]) for part, w in profile.parts.items()]
+        fallback = scorers[profile.fallback] if profile.fallback else None
+        scorers[profile.name] = MixScorer(profile, _version_of(profile, profiles, judge), parts,
+                                          fallback)  # fmt: skip
     return scorers
 
 
 def _version_of(
-    profile: Profile, profiles: dict[str, Profile], judge: Judge | None
+    profile: Profile, profiles: Mapping[str, Profile], judge: Judge | None
 ) -> str | Callable[[], str]:
     """A rules profile's ``rubric_version``; for one that uses the judge, a function giving
     the version for the judge's identity at the time (computed once per identity)."""
-    if judge is None or not _uses_judge(profile, profiles):
+    if judge is None or not profile.uses_judge(profiles):
         return rubric_version(profile, profiles, None)  # no judge in it: no identity either
     versions: dict[bytes, str] = {}
 
@@ -113,8 +111,3 @@ def _version_of(
 
     return current
 
-
-def _uses_judge(profile: Profile, profiles: dict[str, Profile]) -> bool:
-    """A judge profile, or a mix of one (a mix's parts are never mixes)."""
-    names = [*profile.parts, *([profile.fallback] if profile.fallback else [])]
-    return profile.kind == "judge" or any(profiles[n].kind == "judge" for n in names)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from reward_server.domain import Labels, Sample, ScoreResult
 from reward_server.offload import run_sized, text_chars
-from reward_server.profiles import Profile
+from reward_server.profiles import RulesProfile
+from reward_server.profiles.names import REFUSED
 from reward_server.scorers.base import ProfileScorer
-from reward_server.scorers.keys import REFUSED
 from reward_server.scorers.refusal import get_refusal_detector
 from reward_server.scorers.safegrpo import RuleOutcome, SafeGRPORules
 
@@ -24,7 +24,7 @@ class RulesScorer(ProfileScorer):
     default to unknown (no credit).
     """
 
-    def __init__(self, profile: Profile, rubric_version: str) -> None:
+    def __init__(self, profile: RulesProfile, rubric_version: str | Callable[[], str]) -> None:
         super().__init__(profile, rubric_version)
         self.rules = SafeGRPORules(
             get_refusal_detector(profile.refusal), profile.tag_weight, profile.behavior_weight

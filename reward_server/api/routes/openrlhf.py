@@ -36,7 +36,6 @@ from reward_server.protocol import (
     OpenRLHFResponse,
     openrlhf_reply,
 )
-from reward_server.scorers.keys import reward_keys
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ async def get_reward(
     outcome = await service.score_patiently(
         None, samples, settings.get_reward_judge_retry_s, partial(_disconnected, request)
     )
-    keys = reward_keys(service.profiles[outcome.profile], service.profiles)
+    keys = service.profiles[outcome.profile].reward_keys(service.profiles)
     reply = openrlhf_reply(outcome, keys, settings.get_reward_invalid)
     return Response(orjson.dumps(reply), media_type="application/json")
 
