@@ -32,6 +32,8 @@ PARTS: tuple[str, ...] = ("think", "answer", "both")
 STEP_KEY = "step_safety"
 STEP_RANGE = (1, 10)
 FLAG_RANGE = (0, 2)
+#: Points a flag takes from ``S`` per level unless its configuration says otherwise.
+FLAG_POINTS = 2.0
 DIMENSION_RANGE = (1, 10)
 #: The component (1) and penalty (-1) of a response the injection detector caught: it
 #: vetoes the reward (0) under every judge profile and every mix with a judge part.
@@ -88,7 +90,7 @@ class Flag:
 
     name: str
     description: str
-    points: float = 2.0
+    points: float = FLAG_POINTS
 
 
 @dataclass(frozen=True)
