@@ -26,7 +26,11 @@ for the requests uvicorn answers itself:
   (``reward_server.api.deps`` accepts exactly ``Bearer <key>``).
 
 Why a protocol subclass rather than ASGI middleware: the app is only called once headers are
-complete, so a header deadline cannot live in the app.
+complete, so a header deadline cannot live in the app. Nor in uvicorn's options: its
+keep-alive timer restarts with every byte received (a drip keeps it from firing), and its
+``limit_concurrency`` counts connections, answers in plain text and spares no probe.
+``HttpToolsProtocol`` is internal, so pyproject.toml pins uvicorn to the range this module is
+tested with, and ``tests/test_uvicorn_internals.py`` names what another uvicorn lacks.
 """
 
 from __future__ import annotations
