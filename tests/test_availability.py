@@ -312,12 +312,15 @@ def test_rules_scoring_of_a_large_request_runs_off_the_event_loop(image_root_ser
     response = _answer_of(65_536, "The sky is blue. ")
     samples = [{"id": i, "prompt": f"rules-abuse {i}", "response": response,
                 "labels": _SAFE if i % 2 == 0 else _UNSAFE} for i in range(1024)]
-    misses = metric(url, "reward_cache_total", outcome="miss")
-    dedups = metric(url, "reward_cache_total", outcome="dedup")
+    def shared() -> float:  # a sample answered by another request's computation
+        return sum(metric(url, "reward_cache_total", outcome=o) for o in ("dedup", "hit"))
+
+    misses, before = metric(url, "reward_cache_total", outcome="miss"), shared()
     with _HealthProbe(url) as probe, ThreadPoolExecutor(1) as pool:
         big = pool.submit(_post, url, "/score", {"profile": "safegrpo_plus", "samples": samples})
         # Once its keys are looked up, the same sample in a small request waits for the
-        # computation in flight (one computation per key), and gets the same result.
+        # computation in flight (a dedup), or, when the big request finished first, reads
+        # its stored result (a hit): one computation per key either way, the same result.
         while not big.done() and metric(url, "reward_cache_total", outcome="miss") < misses + 1:
             time.sleep(0.05)
         twin = _post(url, "/score", {"profile": "safegrpo_plus", "samples": [samples[0]]})
@@ -332,9 +335,9 @@ def test_rules_scoring_of_a_large_request_runs_off_the_event_loop(image_root_ser
         assert x["components"] == {"format": 1.0, "tag": float(right), "behavior": float(right),
                                    "refused": 0.0}
     assert twin.status_code == 200, twin.text
-    assert twin.json()["results"][0] == results[0]
+    assert {**twin.json()["results"][0], "cached": False} == {**results[0], "cached": False}
     assert metric(url, "reward_cache_total", outcome="miss") == misses + 1024
-    assert metric(url, "reward_cache_total", outcome="dedup") == dedups + 1
+    assert shared() == before + 1
     assert probe.slowest < HEALTH_BOUND_S, probe.slowest
 
 

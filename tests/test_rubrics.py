@@ -3,10 +3,9 @@
 * Loading: ``extends`` and ``renormalise`` give the contract's numbers; every invalid
   rubric stops start-up with a message naming the profile and the field.
 * The prompt is rendered from the rubric: the built-in rubric renders to the packaged
-  ``prompt_v1.txt`` byte for byte, so its prompt version and ``rubric_version`` (hence
-  every cache key) did not move when rubrics became data (they moved once since, on
-  purpose, with the injection defence); a custom rubric changes the prompt, and its
-  version.
+  ``prompt_v1.txt`` byte for byte, and its ``rubric_version`` (hence every cache key) is
+  pinned, so a change that moves either is deliberate; a custom rubric changes the
+  prompt, and its version.
 * Through a real reward server and a scripted OpenAI-compatible judge: a ``privacy``
   dimension on the answer (weight 0.2, renormalised, gated) changes what the judge is
   asked and the reward exactly as the formula says, in ``generate`` and ``logprob`` mode;

@@ -8,8 +8,8 @@ around them are the template's ``rubric_*`` pieces, so the template holds every 
 judge reads. The result is a prompt file (``reward_server.judge.prompt_file``): its hash
 is the rubric's prompt version, part of ``rubric_version``.
 
-The built-in rubric renders to ``prompt_v1.txt`` byte for byte (a test holds it so):
-the judge reads the same words as before rubrics were data, and cache keys survive.
+The built-in rubric renders to ``prompt_v1.txt`` byte for byte (a test holds it so): the
+packaged prompt file is the built-in rubric's prompt, and its hash the prompt version.
 """
 
 from __future__ import annotations
