@@ -20,7 +20,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reward_server.detectors import MODEL_DIR, NgramModel, load_model, shipped_model
-from reward_server.detectors.features import BITS, hash_tokens, token_spans, tokens
+from reward_server.detectors.features import (
+    _CLASS,
+    _SPACE,
+    BITS,
+    hash_tokens,
+    hashed,
+    token_spans,
+    tokens,
+)
 from reward_server.detectors.recipes import Labelled, injection_model, refusal_model
 from reward_server.detectors.text import normalize, normalize_indexed
 from reward_server.scorers.refusal import get_refusal_detector
@@ -59,6 +67,36 @@ def test_hashes_are_stable() -> None:
     assert words.tolist() == [5468189952214970190, 11640074202176466247]
     assert stems[0] == hash_tokens(["ignor"])[0][0]
     assert hash_tokens(["x"])[0][0] == ord("x")  # one character hashes to its code point
+
+
+# Text built to hit the tokeniser's edges: runs of one mark, mixed marks, CJK characters
+# and punctuation, white space of every kind (U+3000 is also a CJK token), spaced-out
+# letters, astral characters.
+_TOKENISER_ALPHABET = st.sampled_from(
+    [*"ab z1.!!??,-_*/|:;\"'()<>", " ", "  ", "\t", "\n", "\x1c", "\x85", "\u00a0", "\u2003",
+     "\u3000", "。", "我", "か", "…", "—", "«", "¿", "é", "я", "🙂", "ab", "word"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_TOKENISER_ALPHABET, max_size=40).map("".join), max_size=6))
+def test_a_batch_hashes_the_tokens_of_each_text(texts: list[str]) -> None:
+    """``hashed`` finds a whole batch's tokens in numpy calls; they must be, text by text,
+    the hashes of ``tokens`` (the reference, one text at a time): the shipped weights
+    were trained on them."""
+    for join in (False, True):
+        batch = hashed(texts, join_spaced=join)
+        assert batch.counts.tolist() == [len(tokens(t, join_spaced=join)) for t in texts]
+        every = [tok for t in texts for tok in tokens(t, join_spaced=join)]
+        words, stems = hash_tokens(every)
+        assert batch.hashes.tolist() == words.tolist()
+        assert batch.stems.tolist() == stems.tolist()
+
+
+def test_the_tokeniser_knows_every_white_space_character() -> None:
+    """Its table of white space is built from the code points below U+3001 only."""
+    space = {c for c in range(0x110000) if chr(c).isspace()}
+    assert space == {c for c in range(0x110000) if _CLASS[c] == _SPACE} | {0x3000}
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,11 +1,13 @@
 """Tokens of a text and their hashed n-gram buckets, in a few C-level passes.
 
 Why this shape: a detector on the rules path must cost tens of microseconds per kilobyte,
-and a Python loop over tokens (a lookup each) costs more than that on its own. So tokens
-come from ``str`` methods or one regex (C loops), and the hashes of all tokens, and of
-every adjacent pair, from a handful of numpy calls over the code points of a whole batch
-of texts (:class:`Tokens`: a numpy call costs a microsecond or two however short its
-array, so a batch pays for them once); a hash picks one of ``2**BITS`` weights. Training
+and a Python loop over tokens (a lookup each) costs more than that on its own. So the
+tokens of a whole batch of texts, their hashes and those of every adjacent pair come from
+a handful of numpy calls over the batch's code points (:func:`hashed`, :class:`Tokens`: a
+numpy call costs a microsecond or two however short its array, so a batch pays for them
+once; even ``str.split`` per text costs more); a hash picks one of ``2**BITS`` weights.
+:func:`tokens` finds the same tokens with ``str`` methods or one regex, one text at a
+time: the reference, and the slow path that points at a hit. Training
 (:mod:`reward_server.detectors.train`) reads the very same buckets.
 
 A token is a run of word characters between spaces and punctuation, a punctuation mark
@@ -29,7 +31,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain
 
 import numpy as np
 
@@ -76,6 +77,22 @@ for _c in range(0x2000):  # letters of the alphabetic scripts (Latin to Devanaga
         _KIND[_c] = 1
 for _c in "-_.*·|/":
     _KIND[ord(_c)] = 2
+# What each character is to the tokeniser of :func:`hashed`, which finds every token of a
+# batch in numpy calls: part of a word, white space (``str.split``'s, all below U+3001),
+# an ASCII mark (a run of one is one token) or another one-character token. The
+# one-character tokens are set last: U+3000 is white space and a CJK token, as ``_TOKEN``
+# reads it.
+_WORD, _SPACE, _MARK, _SINGLE = 0, 1, 2, 3
+_CLASS = np.zeros(0x110000, dtype=np.uint8)
+for _c in range(0x3001):
+    if chr(_c).isspace():
+        _CLASS[_c] = _SPACE
+for _lo, _hi in _CJK_RANGES:
+    _CLASS[_lo:_hi] = _SINGLE
+for _c in _OTHER_MARKS:
+    _CLASS[ord(_c)] = _SINGLE
+for _c in _ASCII_MARKS:
+    _CLASS[ord(_c)] = _MARK
 
 _powers = np.ones(1, dtype=np.uint64)
 _inverse_powers = np.ones(1, dtype=np.uint64)
@@ -143,6 +160,8 @@ def _maybe_spaced(hashes: np.ndarray) -> list[tuple[int, int]]:
     if np.count_nonzero(one) < 4:
         return []
     kinds = (_KIND[np.where(one, hashes, 0).astype(np.int64)] * one).tobytes()
+    if b"\x01\x01\x01\x01" not in kinds and b"\x01\x02\x01\x02\x01\x02\x01" not in kinds:
+        return []  # what the pattern needs, found by a byte search (far cheaper than it)
     return [m.span() for m in _MAYBE_SPACED.finditer(kinds)]
 
 
@@ -177,11 +196,50 @@ class Tokens:
         return np.cumsum(self.counts) - self.counts
 
 
+def _scan(normals: Sequence[str]) -> Tokens:
+    """:func:`hash_tokens` of each text's :func:`tokens` (spaced-out words apart), found
+    in numpy calls over the code points of the whole batch rather than by ``str`` methods
+    per text: a token starts at a one-character token or at a word character after none,
+    and ends likewise; the texts are joined by a space, which no token crosses. A mark
+    that repeats the one before it is read as a space, so a run of one mark is one token.
+    The hashes are those of :func:`hash_tokens` (a token's hash does not depend on where
+    it stands)."""
+    joined = " ".join(normals)
+    if joined.isascii():  # one byte a character: the cheapest array to build and read
+        cp: np.ndarray = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+    else:
+        cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    n = len(cp)
+    if not n:
+        empty = np.zeros(0, dtype=np.uint64)
+        return Tokens(empty, empty, np.zeros(len(normals), dtype=np.int64))
+    kind = _CLASS[cp]
+    kind[1:][(cp[1:] == cp[:-1]) & (kind[1:] == _MARK)] = _SPACE
+    word = kind == _WORD
+    first = kind >= _MARK  # where a token starts: a one-character token, or a word ...
+    last = first.copy()  # ... and where one ends
+    first[0] |= word[0]
+    first[1:] |= word[1:] & ~word[:-1]  # ... whose character before is not a word's
+    last[:-1] |= word[:-1] & ~word[1:]
+    last[-1] |= word[-1]
+    starts = np.flatnonzero(first)
+    ends = np.flatnonzero(last) + 1
+    powers, inverse = _powers_upto(n + 1)
+    prefix = np.zeros(n + 1, dtype=np.uint64)
+    np.cumsum(cp * inverse[:n], out=prefix[1:])
+    stem_ends = np.minimum(ends, starts + STEM)
+    # Each text's first character; a token belongs to the text it starts in.
+    lengths = np.fromiter(map(len, normals), dtype=np.int64, count=len(normals))
+    opens = np.cumsum(lengths + 1) - lengths - 1
+    counts = np.diff(np.searchsorted(starts, opens), append=len(starts))
+    return Tokens((prefix[ends] - prefix[starts]) * powers[ends - 1],
+                  (prefix[stem_ends] - prefix[starts]) * powers[stem_ends - 1],
+                  counts)  # fmt: skip
+
+
 def hashed(normals: Sequence[str], join_spaced: bool = False) -> Tokens:
     """The hashed :func:`tokens` of each normalised text."""
-    per = [_split(normal) for normal in normals]
-    toks = Tokens(*hash_tokens(list(chain.from_iterable(per))),
-                  np.fromiter(map(len, per), dtype=np.int64, count=len(per)))  # fmt: skip
+    toks = _scan(normals)
     if not join_spaced:
         return toks
     maybe = _maybe_spaced(toks.hashes)
@@ -194,10 +252,14 @@ def hashed(normals: Sequence[str], join_spaced: bool = False) -> Tokens:
     for start, end in maybe:
         first, last = np.searchsorted(ends, [start, end - 1], side="right").tolist()
         touched.update(range(first, last + 1))
+    hashes = np.split(toks.hashes, ends[:-1])
+    stems = np.split(toks.stems, ends[:-1])
+    counts = toks.counts.copy()
     for i in touched:
-        per[i] = _joined(normals[i], per[i])
-    return Tokens(*hash_tokens(list(chain.from_iterable(per))),
-                  np.fromiter(map(len, per), dtype=np.int64, count=len(per)))  # fmt: skip
+        joined = _joined(normals[i], _split(normals[i]))
+        hashes[i], stems[i] = hash_tokens(joined)
+        counts[i] = len(joined)
+    return Tokens(np.concatenate(hashes), np.concatenate(stems), counts)
 
 
 def _join_spaced(matches, toks: list[str]) -> list[tuple[str, int, int]]:
@@ -259,7 +321,9 @@ def token_buckets(toks: Tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     buckets[n + firsts] = NULL_BUCKET
     repeat = np.zeros(n, dtype=bool)
     for back in range(1, min(REPEAT_SPAN, n - 1) + 1):
-        repeat[back:] |= (hashes[back:] == hashes[:-back]) & (text[back:] == text[:-back])
+        # Equal hashes are rare: the texts are compared only where they occur.
+        same = np.flatnonzero(hashes[back:] == hashes[:-back])
+        repeat[same[text[same + back] == text[same]] + back] = True
     if repeat.any():
         buckets[:n][repeat] = NULL_BUCKET
         buckets[n : 2 * n][repeat] = NULL_BUCKET
@@ -286,11 +350,13 @@ def bag_buckets(toks: Tokens, opening: int) -> tuple[np.ndarray, np.ndarray]:
     every = np.concatenate((seq ^ _UNIGRAM, ((seq[:-1] * _PAIR + seq[1:]) ^ _BIGRAM)[inside],
                             toks.stems ^ _STEM, hashes[opens] ^ _OPENING))  # fmt: skip
     owner = np.concatenate((seq_text, seq_text[:-1][inside], text, text[opens]))
-    keys = (owner.astype(np.uint64) << np.uint64(BITS)) | _bucket(every)
+    # (text, bucket) as one key; in 32 bits when the texts fit, which sorts twice as fast.
+    wide = texts > 1 << (32 - BITS)
+    kind, shift = (np.uint64, np.uint64(BITS)) if wide else (np.uint32, np.uint32(BITS))
+    keys = (owner.astype(kind) << shift) | _bucket(every).astype(kind)
     keys.sort()  # np.unique is several times slower than a sort and a comparison
     keep = np.empty(len(keys), dtype=bool)
     keep[:1] = True
     np.not_equal(keys[1:], keys[:-1], out=keep[1:])
     keys = keys[keep]
-    return ((keys >> np.uint64(BITS)).astype(np.int64),
-            (keys & np.uint64(2**BITS - 1)).astype(np.int64))  # fmt: skip
+    return (keys >> shift).astype(np.int64), (keys & kind(2**BITS - 1)).astype(np.int64)

@@ -191,7 +191,8 @@ class NgramModel:
     def _best_runs(self, per_token: np.ndarray, toks: Tokens) -> list[Reading]:
         """Each text's best run of 1..``window`` tokens: for each token j, the prefix sum
         at j minus the smallest prefix sum among the ``window`` positions before it that
-        lie in its own text; then the first best end in each text."""
+        lie in its own text; then the first best end in each text, and the first start
+        that gives it."""
         counts = toks.counts
         width, n, texts = self.window, len(per_token), len(counts)
         if not n:
@@ -206,24 +207,34 @@ class NgramModel:
         padded = np.full(n + pad * texts, np.iinfo(np.int64).max, dtype=np.int64)
         base = np.arange(n) + pad * text  # token j's window is padded[base[j] : base[j] + width]
         padded[base + pad] = sums[:-1]
-        lows = padded[: len(padded) - pad].copy()  # lows[k]: the least of padded[k : k + width]
-        for offset in range(1, width):
-            np.minimum(lows, padded[offset : len(padded) - pad + offset], out=lows)
-        low = lows[base]
+        low = _window_minima(padded, width)[base]
         runs = sums[1:] - low
         firsts = toks.firsts
         present = counts > 0
         best = np.zeros(texts, dtype=np.int64)
         best[present] = np.maximum.reduceat(runs, firsts[present])
         at = np.where(runs == best[text], np.arange(n), n)
-        ends = np.zeros(texts, dtype=np.int64)
-        ends[present] = np.minimum.reduceat(at, firsts[present])
-        out = []
-        for t, (total, j) in enumerate(zip(best.tolist(), ends.tolist(), strict=True)):
-            if not counts[t]:
-                out.append(self._reading(0))
-                continue
-            window = padded[base[j] : base[j] + width]
-            start = j - pad + int(np.argmax(window == low[j])) - int(firsts[t])
-            out.append(self._reading(total, start, j - int(firsts[t]) + 1))
-        return out
+        ends = np.minimum.reduceat(at, firsts[present])
+        # Where in its window each best run starts: the first position holding the least.
+        windows = padded[base[ends][:, None] + np.arange(width)]
+        offsets = np.argmax(windows == low[ends][:, None], axis=1)
+        starts = np.zeros(texts, dtype=np.int64)
+        starts[present] = ends - pad + offsets - firsts[present]
+        stops = np.zeros(texts, dtype=np.int64)
+        stops[present] = ends - firsts[present] + 1
+        return [self._reading(total, start, stop) if count else self._reading(0)
+                for total, start, stop, count in zip(best.tolist(), starts.tolist(),
+                                                      stops.tolist(), counts.tolist(),
+                                                      strict=True)]  # fmt: skip
+
+
+def _window_minima(values: np.ndarray, width: int) -> np.ndarray:
+    """``out[k] = values[k : k + width].min()`` for every full window: minima over spans
+    doubling in length (1, 2, 4, ...), then two overlapping spans per window, so a
+    window of 24 costs five passes rather than 23."""
+    span, minima = 1, values
+    while 2 * span <= width:
+        minima = np.minimum(minima[:-span], minima[span:])
+        span *= 2
+    full = len(values) - width + 1
+    return np.minimum(minima[:full], minima[width - span : width - span + full])

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import re
 
-from reward_server.scorers.injection.context import candidates
+from reward_server.scorers.injection.context import (
+    DECORATION_BEFORE,
+    LINE_DECORATION,
+    candidates,
+)
 from reward_server.scorers.injection.nouns import GRADER_NOUNS
 
 __all__ = ["BOUNDARY_WINDOW", "first_boundary"]
@@ -67,16 +71,38 @@ _CUE = re.compile(
 )
 
 
+# Cheap tests that a text may hold a marker at all; most answers hold none, and the
+# patterns above stop at every "e", "r" and "f". A marker anywhere starts with one of
+# these characters; a line marker stands after a line's start and at most
+# ``DECORATION_BEFORE`` characters of decoration (``context.left_ok``'s "line" mode).
+_MARKER_FIRSTS = ("[", "<", "回")
+_DECORATION = re.escape("".join(sorted(LINE_DECORATION)))
+_LINE_MARKER_AFTER_NEWLINE = re.compile(
+    rf"\n[{_DECORATION}]{{0,{DECORATION_BEFORE - 1}}}(?:{_MARKER_LINE.pattern})"
+)
+_LINE_MARKER_AT_START = re.compile(
+    rf"[{_DECORATION}]{{0,{DECORATION_BEFORE}}}(?:{_MARKER_LINE.pattern})"
+)
+
+
+def _markers(text: str) -> list[tuple[int, int]]:
+    """Every forged marker in ``text``, in order; each pattern runs only where its cheap
+    test says it may match."""
+    markers: list[tuple[int, int]] = []
+    if any(first in text for first in _MARKER_FIRSTS):
+        markers += [m.span() for m in _MARKER_ANYWHERE.finditer(text)]
+    if (
+        _LINE_MARKER_AFTER_NEWLINE.search(text) is not None
+        or _LINE_MARKER_AT_START.match(text) is not None
+    ):
+        markers += [m.span() for m in candidates(_MARKER_LINE, text, "line")]
+    return sorted(markers)
+
+
 def first_boundary(text: str) -> tuple[int, int] | None:
     """(start, end) from the first forged marker to the first cue within the window after
     it, or ``None``. ``text`` is lower-cased. One forward walk over markers and cues."""
-    markers = sorted(
-        (m.start(), m.end())
-        for m in (
-            *_MARKER_ANYWHERE.finditer(text),
-            *candidates(_MARKER_LINE, text, "line"),
-        )
-    )
+    markers = _markers(text)
     if not markers:
         return None
     cues = candidates(_CUE, text, "word")

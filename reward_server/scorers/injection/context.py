@@ -11,14 +11,23 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-__all__ = ["Mode", "candidates", "left_ok", "lower_one_for_one"]
+__all__ = [
+    "DECORATION_BEFORE",
+    "LINE_DECORATION",
+    "Mode",
+    "candidates",
+    "left_ok",
+    "lower_one_for_one",
+]
 
 #: "any": no check (the pattern checks its own left context with look-behinds); "word":
 #: not inside a word; "line": only decoration (``---``, ``===``, ``#``, bullets, ``{``,
 #: ``|``) between the start of the line and the word.
 Mode = str
 
-_LINE_DECORATION = frozenset(" \t-=*#_~>[{,|\"'`")
+#: What may stand between a line's start and a "line" mode match, and how much of it.
+LINE_DECORATION = frozenset(" \t-=*#_~>[{,|\"'`")
+DECORATION_BEFORE = 12
 _CJK_START = 0x2E80
 
 
@@ -36,11 +45,11 @@ def lower_one_for_one(text: str) -> str:
 
 def _on_decorated_line(text: str, start: int) -> bool:
     j = start
-    while j > 0 and start - j < 12:
+    while j > 0 and start - j < DECORATION_BEFORE:
         c = text[j - 1]
         if c == "\n":
             return True
-        if c not in _LINE_DECORATION:
+        if c not in LINE_DECORATION:
             return False
         j -= 1
     return j == 0

@@ -76,13 +76,40 @@ def rubric_rules(keys: tuple[str, ...]) -> tuple[tuple[str, Mode, re.Pattern[str
 
 @lru_cache(maxsize=64)
 def _key_words(keys: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """Each key's words, longest first: a longer word is rarer in prose, so the test of a
+    key usually stops at its first word, and a longer needle is scanned for faster."""
     return tuple(
-        tuple(p.lower() for p in re.split(r"[\s_\-]+", key.strip()) if p) for key in keys
-    )
+        tuple(sorted((p.lower() for p in re.split(r"[\s_\-]+", key.strip()) if p),
+                     key=len, reverse=True))
+        for key in keys
+    )  # fmt: skip
 
 
 def may_hold_a_key(text: str, keys: tuple[str, ...]) -> bool:
-    """Whether every word of some key occurs in the lower-cased ``text``: a few substring
-    tests that spare the patterns on most answers (a key "answerSafety" is lower-cased to
-    "answersafety", which holds both words too)."""
-    return any(all(word in text for word in words) for words in _key_words(keys))
+    """Whether the lower-cased ``text`` may hold a key with a score: it holds a digit
+    (every score has one) and every word of some key. A few substring tests that spare
+    the patterns on most answers (a key "answerSafety" is lower-cased to "answersafety",
+    which holds both words too); the digits first, ten one-character searches being far
+    cheaper than one word's. A word several keys share ("safety") is looked for once.
+
+    >>> may_hold_a_key('"answer_safety": 10', ("answer_safety",))
+    True
+    >>> may_hold_a_key("answer safety: ten", ("answer_safety",))  # no score to find
+    False
+    """
+    for digit in "0123456789":
+        if digit in text:
+            break
+    else:
+        return False
+    seen: dict[str, bool] = {}
+    for words in _key_words(keys):
+        for word in words:
+            found = seen.get(word)
+            if found is None:
+                found = seen[word] = word in text
+            if not found:
+                break
+        else:
+            return True
+    return False
