@@ -2,7 +2,8 @@
 
 Starts what each case needs on loopback, runs bounded loads, writes ``report.json`` and
 ``report.png`` to ``--out`` and prints a markdown table. Every figure is a ratio or a pair
-measured in the same run.
+measured in the same run. The report says when (UTC) and on which git commit it ran, and
+whether the checkout differed from that commit.
 
 Without ``--out`` a full run writes to ``bench/results`` (the committed report the docs
 embed) and a ``--quick`` run to a new temporary directory: the quick run is CI's smoke test,
@@ -14,13 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.cases import CASES
 from bench.report import render_markdown, render_png
+from bench.servers import ROOT
 
 FULL = {"batches": [1, 16, 256], "bodies": 64, "concurrency": 4, "seconds": 4.0,
         "cache_bodies": 400, "groups": 32, "judge_batch": 32, "judge_bodies": 64,
@@ -30,7 +34,8 @@ FULL_OUT = "bench/results"
 QUICK = {"batches": [1, 16], "bodies": 8, "concurrency": 2, "seconds": 0.5,
          "cache_bodies": 20, "groups": 2, "judge_batch": 8, "judge_bodies": 8,
          "judge_clients": 2, "batching_bodies": 16, "batching_clients": 8,
-         "modes_samples": 4, "batching_new_tokens": 16, "process_rounds": 1}
+         "modes_samples": 4, "batching_new_tokens": 16, "process_rounds": 1,
+         "cache_rounds": 1}
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -59,7 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [n for n in names if n not in CASES]
     if unknown:
         sys.exit(f"unknown cases {unknown}; expected some of {list(CASES)}")
-    report = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": args.quick,
+    report = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              **source_state(ROOT), "quick": args.quick,
               "machine": {"python": platform.python_version(), "cpus": _cpus()},
               "config": cfg, "cases": {}}
     for name in names:
@@ -84,6 +90,30 @@ def output_dir(out: str | None, quick: bool) -> Path:
     if quick:
         return Path(tempfile.mkdtemp(prefix="bench-quick-"))
     return Path(FULL_OUT)
+
+
+def source_state(root: Path) -> dict[str, Any]:
+    """The git commit the checkout at ``root`` is on, and whether it differs from it.
+
+    ``dirty`` counts tracked changes and untracked files that are not ignored (a new module
+    can be imported as surely as an edited one), and ``changed`` names them. Outside a git
+    checkout, or without git, all three are ``None``: the report then claims no commit.
+
+    Returns:
+        ``{"commit": sha | None, "dirty": bool | None, "changed": [path, ...] | None}``
+    """
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=60)
+
+    try:
+        head, status = git("rev-parse", "HEAD"), git("status", "--porcelain")
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": None, "dirty": None, "changed": None}
+    if head.returncode or status.returncode:
+        return {"commit": None, "dirty": None, "changed": None}
+    changed = sorted(line[3:] for line in status.stdout.splitlines() if line.strip())
+    return {"commit": head.stdout.strip(), "dirty": bool(changed), "changed": changed}
 
 
 def _cpus() -> int:

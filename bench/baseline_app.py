@@ -1,7 +1,9 @@
-"""The bare baseline: the `safegrpo` formula behind a minimal FastAPI route.
+"""The bare baseline: the `safegrpo` formula behind a minimal FastAPI route, and an echo.
 
 No validation models, no cache, no metrics, no middleware: what a researcher's
 hand-written reward server looks like. The service is measured against it in one run.
+``POST /echo`` sends the request body back unchanged without parsing it: the floor of a
+FastAPI round trip for a body of that size, which the cache's hits are measured against.
 Run: ``python -m bench.baseline_app PORT``.
 """
 
@@ -29,6 +31,11 @@ async def score(request: Request) -> Response:
         labels = Labels(lab.get("image_tag"), lab.get("text_tag"), lab.get("combine_tag"))
         rewards.append(RULES(s["response"], labels).reward)
     return Response(orjson.dumps({"rewards": rewards}), media_type="application/json")
+
+
+@app.post("/echo")
+async def echo(request: Request) -> Response:
+    return Response(await request.body(), media_type="application/json")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from typing import Any
 
+import httpx
 import orjson
 
-from bench.load import run_load
+from bench.load import LoadResult, run_load
 from bench.servers import BaselineServer, RedisServer, RewardServer
 from bench.workload import bodies, sample
 
@@ -70,29 +72,51 @@ def _in_process_rules(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def case_cache(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Case 2: 16-sample requests, cache hits vs misses, in-process LRU and Redis."""
+    """Case 2: 16-sample requests, cache hits vs misses, in-process LRU and Redis; and the
+    hits against a bare FastAPI round trip of the same bodies (``bench.baseline_app``'s
+    ``/echo``, which sends the body back unparsed).
+
+    Hits and echoes alternate for ``cache_rounds`` rounds on the same bodies, one client
+    each: the p50s reported are the rounds' medians and ``hit_over_echo`` is the median of
+    the rounds' ratios, so load from elsewhere on the machine hits both sides alike.
+    """
     rows = []
     redis = RedisServer()
     try:
-        for backend, env in (("memory", {}), ("redis", {"REWARD_REDIS_URL": redis.url})):
-            with RewardServer(env) as service:
-                url = service.url + "/score"
-                misses = bodies(cfg["cache_bodies"], 16, salt=f"miss-{backend}")
-                miss = _run(run_load(url, misses, 16, 1, cfg["seconds"],
-                                     max_requests=len(misses) - 3, warmup=3))
-                hot = bodies(4, 16, salt=f"hit-{backend}")
-                hit = _run(run_load(url, hot, 16, 1, cfg["seconds"]))
+        with BaselineServer() as baseline:
+            for backend, env in (("memory", {}), ("redis", {"REWARD_REDIS_URL": redis.url})):
+                with RewardServer(env) as service:
+                    url = service.url + "/score"
+                    misses = bodies(cfg["cache_bodies"], 16, salt=f"miss-{backend}")
+                    miss = _run(run_load(url, misses, 16, 1, cfg["seconds"],
+                                         max_requests=len(misses) - 3, warmup=3))
+                    hot = bodies(4, 16, salt=f"hit-{backend}")
+                    hits, echoes = [], []
+                    for _ in range(cfg.get("cache_rounds", 1)):
+                        hits.append(_run(run_load(url, hot, 16, 1, cfg["seconds"])))
+                        echoes.append(_run(run_load(baseline.url + "/echo", hot, 16, 1,
+                                                    cfg["seconds"])))
+                    reply = httpx.post(url, content=hot[0],
+                                       headers={"content-type": "application/json"})
+                hit, echo = _median_by_p50(hits), _median_by_p50(echoes)
+                ratios = [h.p50_ms / e.p50_ms for h, e in zip(hits, echoes, strict=True)]
                 rows.append({"backend": backend, "miss": miss.as_dict(), "hit": hit.as_dict(),
-                             "hit_p50_ms": round(hit.p50_ms, 3)})
+                             "hit_p50_ms": round(hit.p50_ms, 3), "echo": echo.as_dict(),
+                             "echo_p50_ms": round(echo.p50_ms, 3),
+                             "hit_over_echo": round(statistics.median(ratios), 3),
+                             "request_bytes": len(hot[0]), "hit_reply_bytes": len(reply.content)})
     finally:
         redis.stop()
     return {"case": "cache", "rows": rows}
 
 
+def _median_by_p50(results: list[LoadResult]) -> LoadResult:
+    """The run whose p50 is the median of the runs' (the lower middle of an even count)."""
+    return sorted(results, key=lambda r: r.p50_ms)[(len(results) - 1) // 2]
+
+
 def case_grpo_dedup(cfg: dict[str, Any]) -> dict[str, Any]:
     """Case 6 (rules part): GRPO groups of 8 with repeated completions, samples vs computations."""
-    import httpx
-
     groups = cfg["groups"]
     with RewardServer({"REWARD_CACHE_SIZE": "0"}) as service:
         samples = []

@@ -67,20 +67,26 @@ def _bodies(n_bodies: int, batch: int, salt: str) -> list[bytes]:
     ]
 
 
-def _raw_backend_rate(mode: str, batch: int, seconds: float) -> float:
-    """The limit: the judge engine's batch function on full batches, no service around it."""
+def _raw_backend_rate(mode: str, batch: int, seconds: float, max_new_tokens: int = 24) -> float:
+    """The limit: the judge engine's batch function on full batches, no service around it.
+
+    One batch goes untimed first, as the HTTP loads send their warm-up requests (on CPU the
+    first pass of a new tensor shape costs several times a steady one).
+    """
     from reward_server.domain import Sample
     from reward_server.judge.engine import JudgeItem
     from reward_server.judge.factory import build_judge
     from reward_server.settings import Settings
 
     settings = Settings(judge_backend="transformers", judge_model=str(tiny_judge()),
-                        judge_mode=mode, judge_device="cpu", judge_max_new_tokens=24,
-                        _env_file=None)
+                        judge_mode=mode, judge_device="cpu",
+                        judge_max_new_tokens=max_new_tokens, _env_file=None)
     judge = build_judge(settings)
 
     async def go() -> float:
         await judge.backend.load()
+        await judge.run_batch([JudgeItem(Sample(prompt=s["prompt"], response=s["response"]))
+                               for s in _samples(batch, "raw-warm")])
         count, start, k = 0, time.perf_counter(), 0
         while time.perf_counter() - start < seconds or count == 0:
             raw = _samples(batch, f"raw-{k}")
@@ -112,28 +118,39 @@ def case_judge(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def case_batching(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Case 4: 32 concurrent clients sending 1 sample each, micro-batching on vs off.
+    """Case 4: 32 concurrent clients sending 1 sample each, micro-batching on vs off, and
+    the judge backend's own rate on full batches in the same mode.
 
-    "Off" is the peers' way (OpenRLHF's reward server): one request, one model call.
+    "Off" is the peers' way (OpenRLHF's reward server): one request, one model call. The
+    backend's rate is the judge engine called in process on batches of one sample per
+    client (the most the batcher can form), in ``generate`` mode with the same new-token
+    budget, after one untimed batch: "on / raw backend" says how much of it the service
+    delivers to single-sample clients.
     """
+    clients, new_tokens = cfg["batching_clients"], cfg["batching_new_tokens"]
+    raw = _raw_backend_rate("generate", clients, cfg["seconds"], max_new_tokens=new_tokens)
     rows = []
     rates = {}
     for label, max_batch in (("micro-batching on", "64"), ("one request, one forward", "1")):
         # generate mode: a judge that writes its verdict decodes token by token, where a
         # forward of one sequence costs nearly what a forward of 32 does
         env = _judge_env("generate", REWARD_JUDGE_MAX_BATCH=max_batch,
-                         REWARD_JUDGE_MAX_NEW_TOKENS=str(cfg["batching_new_tokens"]))
+                         REWARD_JUDGE_MAX_NEW_TOKENS=str(new_tokens))
         with _judge_server(env) as server:
             data = _bodies(cfg["batching_bodies"], 1, f"b{max_batch}")
-            r = asyncio.run(run_load(server.url + "/score", data, 1, cfg["batching_clients"],
+            r = asyncio.run(run_load(server.url + "/score", data, 1, clients,
                                      cfg["seconds"], warmup=2))
             batches = _histogram_mean(httpx.get(server.url + "/metrics").text,
                                       "reward_judge_batch_size")
         rates[label] = r.samples_per_s
         rows.append({"label": label, "samples_per_s": round(r.samples_per_s, 2),
                      "p50_ms": round(r.p50_ms, 1), "mean_batch": round(batches, 2)})
+    rows.append({"label": "raw backend (full batches)", "samples_per_s": round(raw, 2),
+                 "p50_ms": None, "mean_batch": float(clients)})
     on, off = rates["micro-batching on"], rates["one request, one forward"]
     rows.append({"label": "speed-up", "samples_per_s": round(on / off, 2) if off else None,
+                 "p50_ms": None, "mean_batch": None})
+    rows.append({"label": "on / raw backend", "samples_per_s": round(on / raw, 3),
                  "p50_ms": None, "mean_batch": None})
     return {"case": "batching", "rows": rows}
 

@@ -5,13 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+#: Rows of the judge cases that are ratios, not rates: titles in the chart, not bars.
+SUMMARY_ROWS = ("ratio", "speed-up", "on / raw backend")
+
 
 def _fmt(x: Any, nd: int = 1) -> str:
     return "–" if x is None else f"{x:,.{nd}f}"
 
 
+def provenance(report: dict[str, Any]) -> str:
+    """One line: when (UTC) and on which commit the report was run, and if the tree differed.
+
+    >>> provenance({"started": "2026-12-07T21:00:00Z", "commit": "0123456789ab" * 3 + "cdef",
+    ...             "dirty": True, "changed": ["bench/cases.py"]})
+    'run 2026-12-07T21:00:00Z on commit 0123456789ab, tree dirty (1 changed path)'
+    """
+    commit = report.get("commit")
+    if not commit:
+        return f"run {report['started']}, not from a git checkout"
+    state = (f"tree dirty ({len(report['changed'])} changed path"
+             f"{'s' if len(report['changed']) != 1 else ''})" if report["dirty"] else "clean tree")
+    return f"run {report['started']} on commit {commit[:12]}, {state}"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
-    lines = []
+    lines = [provenance(report), ""]
     cases = report["cases"]
     if "rules" in cases:
         lines += ["| rules /score, batch | service samples/s | baseline samples/s | ratio | "
@@ -29,11 +47,12 @@ def render_markdown(report: dict[str, Any]) -> str:
                              " | | | |")
         lines.append("")
     if "cache" in cases:
-        lines += ["| cache (16 samples/request) | miss p50 ms | hit p50 ms | hit p99 ms |",
-                  "|---|---|---|---|"]
+        lines += ["| cache (16 samples/request) | miss p50 ms | hit p50 ms | hit p99 ms | "
+                  "bare FastAPI echo p50 ms | hit / echo |", "|---|---|---|---|---|---|"]
         for row in cases["cache"]["rows"]:
             lines.append(f"| {row['backend']} | {_fmt(row['miss']['p50_ms'], 2)} | "
-                         f"{_fmt(row['hit']['p50_ms'], 2)} | {_fmt(row['hit']['p99_ms'], 2)} |")
+                         f"{_fmt(row['hit']['p50_ms'], 2)} | {_fmt(row['hit']['p99_ms'], 2)} | "
+                         f"{_fmt(row['echo']['p50_ms'], 2)} | {_fmt(row['hit_over_echo'], 2)} |")
         lines.append("")
     for name in ("judge", "batching", "modes", "process"):
         if name in cases:
@@ -89,20 +108,23 @@ def render_png(report: dict[str, Any], path: Path) -> None:
             ax.set_title("rules /score over HTTP")
         elif name == "cache":
             xs = range(len(rows))
-            ax.bar([x - 0.2 for x in xs], [r["miss"]["p50_ms"] for r in rows], 0.4, label="miss")
-            ax.bar([x + 0.2 for x in xs], [r["hit"]["p50_ms"] for r in rows], 0.4, label="hit")
-            ax.set_xticks(list(xs), [r["backend"] for r in rows])
+            for shift, key, label in ((-0.27, "miss", "miss"), (0, "hit", "hit"),
+                                      (0.27, "echo", "bare FastAPI echo")):
+                ax.bar([x + shift for x in xs], [r[key]["p50_ms"] for r in rows], 0.27,
+                       label=label)
+            ax.set_xticks(list(xs), [f"{r['backend']}\nhit / echo {r['hit_over_echo']:.2f}"
+                                     for r in rows])
             ax.set_ylabel("p50 ms (16 samples)")
             ax.set_title("cache")
         else:
-            bars = [r for r in rows if r.get("label") not in ("ratio", "speed-up")]
-            summary = [r for r in rows if r.get("label") in ("ratio", "speed-up")]
+            bars = [r for r in rows if r.get("label") not in SUMMARY_ROWS]
+            summary = [r for r in rows if r.get("label") in SUMMARY_ROWS]
             ax.bar([str(r["label"]).replace(" (", "\n(").replace(", ", ",\n") for r in bars],
                    [r.get("samples_per_s") or 0 for r in bars])
             ax.tick_params(axis="x", labelsize=8)
             ax.set_ylabel("samples/s")
             title = {"judge": "judge path (tiny CPU judge)", "batching": "32 clients x 1 sample"}
-            extra = f" — {summary[0]['label']} {summary[0]['samples_per_s']}" if summary else ""
+            extra = "".join(f"\n{r['label']} {r['samples_per_s']}" for r in summary)
             ax.set_title(title.get(name, name) + extra, fontsize=10)
         ax.legend() if name in ("rules", "cache") else None
     fig.tight_layout()
