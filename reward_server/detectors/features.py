@@ -213,7 +213,7 @@ def _scan(normals: Sequence[str]) -> Tokens:
     if not n:
         empty = np.zeros(0, dtype=np.uint64)
         return Tokens(empty, empty, np.zeros(len(normals), dtype=np.int64))
-    kind = _CLASS[cp]
+    kind = np.take(_CLASS, cp)  # ``take``: ``[]`` casts unsigned indices first, twice the cost
     kind[1:][(cp[1:] == cp[:-1]) & (kind[1:] == _MARK)] = _SPACE
     word = kind == _WORD
     first = kind >= _MARK  # where a token starts: a one-character token, or a word ...
@@ -285,9 +285,33 @@ def token_spans(normal: str, join_spaced: bool = False) -> list[tuple[int, int]]
     letters. The slow path: only to point at a detector's hit."""
     matches = list(_TOKEN_AT.finditer(normal))
     spans = [m.span() for m in matches]
-    if not join_spaced:
+    if not join_spaced or not _may_join(normal):
         return spans
     return [(spans[f][0], spans[la][1]) for _, f, la in _join_spaced(matches, _split(normal))]
+
+
+#: Four one-character letters or digits (1), one spacer (2) at most between each two: what
+#: ``unspace_indexed`` needs before it joins anything.
+_MAY_JOIN = re.compile(rb"\x01(?:\x02?\x01){3}")
+_SPACER_CODES = frozenset(map(ord, "-_.*·|/"))
+
+
+def _may_join(normal: str) -> bool:
+    """Whether ``unspace_indexed`` may join tokens of ``normal``: a test in numpy calls
+    that spares the Python walk over every token on almost every text. Its letters are
+    ``str.isalnum`` (digits too, as ``unspace_indexed`` reads them), looked up for the
+    distinct one-character tokens only; a one-character token's hash is its code point."""
+    hashes = _scan([normal]).hashes
+    one = hashes < 0x110000
+    if np.count_nonzero(one) < 4:
+        return False
+    codes, where = np.unique(hashes[one], return_inverse=True)
+    kind_of = np.array([1 if chr(c).isalnum() and not 0x3040 <= c <= 0x9FFF
+                        else 2 if c in _SPACER_CODES else 0
+                        for c in codes.tolist()], dtype=np.uint8)  # fmt: skip
+    kinds = np.zeros(len(hashes), dtype=np.uint8)
+    kinds[one] = kind_of[where]
+    return _MAY_JOIN.search(kinds.tobytes()) is not None
 
 
 #: The bucket no feature maps to (its weight is always 0): where a repeat of a recent token

@@ -174,9 +174,8 @@ class NgramModel:
             firsts = np.searchsorted(text, np.arange(len(texts)))
             totals = np.add.reduceat(self._fixed[buckets], firsts)
             return [self._reading(total) for total in totals.tolist()]
-        toks, (unigram, bigram, stem) = _window(texts)
-        per_token = self._fixed[unigram] + self._fixed[bigram] + self._fixed[stem]
-        return self._best_runs(per_token, toks)
+        toks, columns = _window(texts)
+        return self._best_runs(self._token_sums(columns), toks)
 
     def _reading(self, total: int, start: int = 0, end: int = 0) -> Reading:
         logit = self.bias + total / _SCALE
@@ -185,8 +184,14 @@ class NgramModel:
     def token_weights(self, text: str) -> np.ndarray:
         """A window model's weight on each token of ``text`` (its unigram, its stem and the
         bigram it ends): what the runs add up, to point at the heaviest token of a hit."""
-        _, (unigram, bigram, stem) = _window([text])
-        return (self._fixed[unigram] + self._fixed[bigram] + self._fixed[stem]) / _SCALE
+        _, columns = _window([text])
+        return self._token_sums(columns) / _SCALE
+
+    def _token_sums(self, columns: tuple[np.ndarray, ...]) -> np.ndarray:
+        """Each token's fixed-point weight: its unigram's, bigram's and stem's. ``take``,
+        not ``[]``: indexing with unsigned buckets casts them first, at twice the cost."""
+        unigram, bigram, stem = (np.take(self._fixed, c) for c in columns)
+        return unigram + bigram + stem
 
     def _best_runs(self, per_token: np.ndarray, toks: Tokens) -> list[Reading]:
         """Each text's best run of 1..``window`` tokens: for each token j, the prefix sum
