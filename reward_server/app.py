@@ -19,6 +19,7 @@ from reward_server.api.errors import error_response, install_error_handlers
 from reward_server.api.routes import openrlhf, ops, score
 from reward_server.cache import Cache, LRUCache, RedisCache
 from reward_server.images import ImageLoader
+from reward_server.judge.backends.base import JudgeBackend
 from reward_server.judge.base import Judge
 from reward_server.logs import configure_logging, request_id
 from reward_server.metrics import Metrics
@@ -126,16 +127,28 @@ def _build_cache(settings: Settings, metrics: Metrics) -> Cache:
     return LRUCache(settings.cache_size)
 
 
-def _build_judge(settings: Settings, metrics: Metrics) -> Judge | None:
+def _build_judge(
+    settings: Settings, metrics: Metrics, backend: JudgeBackend | None
+) -> Judge | None:
     if not settings.has_judge:
         return None
     from reward_server.judge.factory import build_judge  # heavy backends import lazily
 
-    return build_judge(settings, metrics)
+    return build_judge(settings, metrics, backend)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app. Profiles and settings are checked here, so bad config fails at start."""
+def create_app(
+    settings: Settings | None = None, *, judge_backend: JudgeBackend | None = None
+) -> FastAPI:
+    """Build the app. Profiles and settings are checked here, so bad config fails at start.
+
+    Args:
+        settings: the service's settings (``Settings()`` from the environment when omitted).
+        judge_backend: where the judge's model runs, when not in this process or behind
+            ``REWARD_JUDGE_BASE_URL``: the Ray Serve application passes the backend that
+            calls its judge deployment (``reward_server.ray_serve``). Everything else
+            (prompts, micro-batching, parsing, the judge's identity) is the same engine.
+    """
     settings = settings or Settings()
     configure_logging(settings.log_level)
     return_large_blocks()  # large bodies are parsed in a worker thread (offload.py)
@@ -150,7 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cache = _build_cache(settings, metrics)
-        judge = _build_judge(settings, metrics)
+        judge = _build_judge(settings, metrics, judge_backend)
         service = ScoringService(profiles, settings.default_profile, cache, judge, metrics)
         app.state.service = service
         if judge is not None:

@@ -49,15 +49,19 @@ def build_backend(config: JudgeConfig) -> JudgeBackend:
     return backend_cls(config)
 
 
-def build_judge(settings: Settings, metrics: Metrics | None = None) -> JudgeEngine:
+def build_judge(
+    settings: Settings, metrics: Metrics | None = None, backend: JudgeBackend | None = None
+) -> JudgeEngine:
     """The judge the app serves: backend + prompt + mode + micro-batching.
 
     Args:
         settings: the service settings (``judge_*``).
         metrics: the app's metrics (judge batch sizes, queue, latency, failures).
+        backend: runs the model instead of the one ``REWARD_JUDGE_BACKEND`` names (the Ray
+            Serve ingress passes one that calls its judge deployment); ``None``: that one.
 
     Returns:
         A ``JudgeEngine``; call ``await judge.start()`` to begin loading.
     """
     config = judge_config(settings)
-    return JudgeEngine(build_backend(config), config, metrics)
+    return JudgeEngine(backend or build_backend(config), config, metrics)
