@@ -47,6 +47,11 @@ without labels) any constant gives zero advantage, so the choice only matters fo
 failures inside a scored group. Watch ``valid`` in the logs; filter unlabelled prompts out of
 the data rather than relying on the fill value.
 
+**On the service's Ray cluster** (docs/ray.md): ``REWARD_SERVICE_RAY_APP=reward`` (the Serve
+application's name), or ``make_reward_func(handle=...)`` with a ``DeploymentHandle``, sends the
+same requests through the handle instead of HTTP (``clients.ray_handle``); the URL is then
+unused and the results are the HTTP path's.
+
 When OpenRLHF loads this file, a missing ``REWARD_SERVICE_INVALID_REWARD`` fails at start-up
 rather than in the middle of training.
 """
@@ -79,6 +84,7 @@ def make_reward_func(
     components: Sequence[str] = (),
     strip_tokens: Sequence[str] = END_OF_TURN_TOKENS,
     timeout: float = 120.0,
+    handle: Any = None,
     **client_kwargs: Any,
 ):
     """A ``reward_func(queries, prompts, labels)`` for OpenRLHF's file mode.
@@ -92,6 +98,8 @@ def make_reward_func(
             in every reply; ``invalid_reward`` where a sample has none).
         strip_tokens: tokens removed from the end of each response before scoring.
         timeout / client_kwargs: passed to ``RewardClient``.
+        handle: a ``DeploymentHandle`` to the service's Serve ingress, or the Serve
+            application's name: requests go through it instead of HTTP to ``url``.
     """
     if invalid_reward is None or math.isnan(float(invalid_reward)):
         raise ValueError("invalid_reward must be a number: OpenRLHF cannot drop a sample")
@@ -101,7 +109,12 @@ def make_reward_func(
     def client() -> RewardClient:
         with lock:
             if "c" not in state:
-                state["c"] = RewardClient(url, api_key=api_key, timeout=timeout, **client_kwargs)
+                target, kwargs = url, dict(client_kwargs)
+                if handle is not None:
+                    from clients.ray_handle import HANDLE_URL, ServeHandleTransport
+
+                    target, kwargs["transport"] = HANDLE_URL, ServeHandleTransport(handle)
+                state["c"] = RewardClient(target, api_key=api_key, timeout=timeout, **kwargs)
             return state["c"]
 
     def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any]):
@@ -172,6 +185,7 @@ def _from_env():
         strip_tokens=END_OF_TURN_TOKENS if strip is None else
         [t.strip() for t in strip.split(",") if t.strip()],
         timeout=float(os.environ.get("REWARD_SERVICE_TIMEOUT", "120")),
+        handle=os.environ.get("REWARD_SERVICE_RAY_APP") or None,
     )
 
 

@@ -42,6 +42,13 @@ or the environment: ``url`` / ``REWARD_SERVICE_URL`` (default ``http://127.0.0.1
 ``REWARD_SERVICE_TIMEOUT`` (seconds per attempt, 120), ``concurrency`` /
 ``REWARD_SERVICE_CONCURRENCY`` (connections per reward worker, 64).
 
+On a Ray cluster that runs the service as a Serve application (docs/ray.md), the reward
+workers can call it through a ``DeploymentHandle`` instead of HTTP: ``ray_app`` /
+``REWARD_SERVICE_RAY_APP`` names the application (``reward`` in ``configs/ray-serve.yaml``),
+and ``url`` is then unused. The same requests go to the same app (``clients.ray_handle``),
+so the scores are the HTTP path's. ``handle`` (Python callers only) passes a handle itself.
+The workers must run the cluster's Ray version.
+
 Unscorable samples, and why: verl 0.9.1 cannot drop a sample. A ``None`` score crashes it
 (``rm_scores.new_tensor(scores)`` in ``RewardLoopManager.compute_rm_score``; in the
 streaming agent-loop path one ``None`` leaves the batch without ``rm_scores``), and a NaN
@@ -110,11 +117,24 @@ def _config(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         "concurrency": int(_setting(kwargs, "concurrency", "REWARD_SERVICE_CONCURRENCY", 64)),
         "invalid_score": None if invalid is None else float(invalid),
         "components": tuple(str(c) for c in components),
+        "ray_app": _setting(kwargs, "ray_app", "REWARD_SERVICE_RAY_APP"),
+        "handle": kwargs.get("handle"),
     }
 
 
 def _client_key(cfg: Mapping[str, Any]) -> tuple:
-    return (cfg["url"], cfg["api_key"], cfg["timeout"], cfg["concurrency"])
+    return (cfg["url"], cfg["api_key"], cfg["timeout"], cfg["concurrency"], cfg["ray_app"],
+            None if cfg["handle"] is None else id(cfg["handle"]))
+
+
+def _route(cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The URL and client options: HTTP to ``url``, or a handle to the Serve application."""
+    target = cfg["handle"] if cfg["handle"] is not None else cfg["ray_app"]
+    if target is None:
+        return cfg["url"], {}
+    from clients.ray_handle import HANDLE_URL, ServeHandleTransport
+
+    return HANDLE_URL, {"transport": ServeHandleTransport(target)}
 
 
 def _client(cfg: Mapping[str, Any]) -> RewardClient:
@@ -124,8 +144,9 @@ def _client(cfg: Mapping[str, Any]) -> RewardClient:
     with _LOCK:
         client = _CLIENTS.get(key)
         if client is None:
+            url, route = _route(cfg)
             client = _CLIENTS[key] = RewardClient(
-                cfg["url"], api_key=cfg["api_key"], timeout=cfg["timeout"], max_concurrency=16
+                url, api_key=cfg["api_key"], timeout=cfg["timeout"], max_concurrency=16, **route
             )
         return client
 
@@ -139,9 +160,10 @@ def _async_client(cfg: Mapping[str, Any]) -> AsyncRewardClient:
         per_loop = _ASYNC_CLIENTS.setdefault(loop, {})
         client = per_loop.get(key)
         if client is None:
+            url, route = _route(cfg)
             client = per_loop[key] = AsyncRewardClient(
-                cfg["url"], api_key=cfg["api_key"], timeout=cfg["timeout"],
-                max_concurrency=cfg["concurrency"],
+                url, api_key=cfg["api_key"], timeout=cfg["timeout"],
+                max_concurrency=cfg["concurrency"], **route,
             )
         return client
 
@@ -208,7 +230,8 @@ async def compute_score(
         ground_truth: the labels (dict, JSON string, ``"safe"``/``"unsafe"``, or empty).
         extra_info: may carry ``prompt``, ``images`` and ``labels``.
         **kwargs: ``url``, ``profile``, ``api_key``, ``invalid_score``, ``components``,
-            ``timeout``, ``concurrency``; anything else verl passes is ignored.
+            ``timeout``, ``concurrency``, ``ray_app``, ``handle``; anything else verl
+            passes is ignored.
 
     Returns:
         ``{"score": float, "valid": 1.0|0.0, <component>: float|None, ...}``.

@@ -64,6 +64,33 @@ def _wants_judge(args: AppArgs, settings: Settings) -> bool:
     return settings.judge_backend in ("transformers", "vllm")
 
 
+def ingress_deployment() -> Any:
+    """``RewardIngress`` with the defaults above (``.options(...)`` to change them)."""
+    from ray import serve
+
+    return serve.deployment(
+        serve.ingress()(RewardIngressApp),
+        name=INGRESS,
+        ray_actor_options={"num_cpus": 1},
+        max_ongoing_requests=128,
+        autoscaling_config=INGRESS_AUTOSCALING,
+    )
+
+
+def judge_deployment(gpus: float = 0.0) -> Any:
+    """``RewardJudge`` with the defaults above, ``gpus`` GPUs a replica."""
+    from ray import serve
+
+    return serve.deployment(
+        RewardJudge,
+        name=JUDGE,
+        ray_actor_options={"num_cpus": 1, "num_gpus": gpus},
+        max_ongoing_requests=4,
+        autoscaling_config=JUDGE_AUTOSCALING,
+        health_check_period_s=10,
+    )
+
+
 def build_app(args: dict[str, Any] | None = None) -> Any:
     """The application for ``serve run`` / ``serve deploy`` (``import_path`` of the config).
 
@@ -74,25 +101,8 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
         A bound Serve ``Application``: the ingress, with the judge bound into it when the
         application has a judge deployment.
     """
-    from ray import serve
-
     parsed = AppArgs(**(args or {}))
     settings = Settings()  # the application's runtime_env carries the REWARD_* variables
-    ingress = serve.deployment(
-        serve.ingress()(RewardIngressApp),
-        name=INGRESS,
-        ray_actor_options={"num_cpus": 1},
-        max_ongoing_requests=128,
-        autoscaling_config=INGRESS_AUTOSCALING,
-    )
     if not _wants_judge(parsed, settings):
-        return ingress.bind()
-    judge = serve.deployment(
-        RewardJudge,
-        name=JUDGE,
-        ray_actor_options={"num_cpus": 1, "num_gpus": parsed.judge_gpus},
-        max_ongoing_requests=4,
-        autoscaling_config=JUDGE_AUTOSCALING,
-        health_check_period_s=10,
-    )
-    return ingress.bind(judge.bind())
+        return ingress_deployment().bind()
+    return ingress_deployment().bind(judge_deployment(parsed.judge_gpus).bind())

@@ -208,3 +208,44 @@ def replicas(app: str, deployment: str) -> dict[str, int]:
     if status is None or deployment not in status.deployments:
         return {}
     return {str(k): v for k, v in status.deployments[deployment].replica_states.items()}
+
+
+def rules_ingress(**options: Any) -> Any:
+    """The committed ingress deployment for a rules-only test application (embedded
+    defaults), on a ``svc`` node and with ``options`` changed."""
+    from reward_server.ray_serve.application import ingress_deployment
+
+    actor = {"num_cpus": 0, "resources": {"svc": 1}}
+    return ingress_deployment().options(ray_actor_options=actor, **options)
+
+
+def replica_nodes(app: str, deployment: str) -> list[str]:
+    """Node ids of the live replicas of one deployment (Ray's state API)."""
+    from ray.util.state import list_actors
+
+    return [a.node_id for a in list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
+            if a.class_name == f"ServeReplica:{app}:{deployment}"]
+
+
+def replica_names(app: str, deployment: str) -> list[str]:
+    from ray.util.state import list_actors
+
+    return [a.name for a in list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
+            if a.class_name == f"ServeReplica:{app}:{deployment}"]
+
+
+def rules_samples(n: int, tag: str = "") -> list[dict[str, Any]]:
+    """``n`` distinct labelled samples (distinct responses: nothing is a cache hit)."""
+    out = []
+    for i in range(n):
+        unsafe = i % 3 == 0
+        combined = "unsafe" if unsafe else "safe"
+        answer = "Sorry, I cannot help." if i % 2 else f"Here is how, step {i}{tag}."
+        out.append({
+            "id": f"{tag}{i}", "prompt": f"question {i}",
+            "response": (f"<think>{tag} {i} <visual_safe>safe</visual_safe><text_safe>"
+                         f"{combined}</text_safe><combined_safe>{combined}</combined_safe>"
+                         f"</think><answer>{answer}</answer>"),
+            "labels": {"image_tag": "safe", "text_tag": combined, "combine_tag": combined},
+        })
+    return out
