@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 
@@ -214,24 +215,28 @@ def _scan(normals: Sequence[str]) -> Tokens:
         empty = np.zeros(0, dtype=np.uint64)
         return Tokens(empty, empty, np.zeros(len(normals), dtype=np.int64))
     kind = np.take(_CLASS, cp)  # ``take``: ``[]`` casts unsigned indices first, twice the cost
-    kind[1:][(cp[1:] == cp[:-1]) & (kind[1:] == _MARK)] = _SPACE
+    # A mark that repeats the one before it becomes a space (_MARK - 1 == _SPACE).
+    kind[1:] -= (cp[1:] == cp[:-1]) & (kind[1:] == _MARK)
     word = kind == _WORD
     first = kind >= _MARK  # where a token starts: a one-character token, or a word ...
     last = first.copy()  # ... and where one ends
     first[0] |= word[0]
-    first[1:] |= word[1:] & ~word[:-1]  # ... whose character before is not a word's
-    last[:-1] |= word[:-1] & ~word[1:]
+    first[1:] |= np.greater(word[1:], word[:-1])  # ... whose character before is not a word's
+    last[:-1] |= np.greater(word[:-1], word[1:])
     last[-1] |= word[-1]
-    starts = np.flatnonzero(first)
-    ends = np.flatnonzero(last) + 1
+    starts = first.nonzero()[0]
+    ends = last.nonzero()[0] + 1
     powers, inverse = _powers_upto(n + 1)
     prefix = np.zeros(n + 1, dtype=np.uint64)
-    np.cumsum(cp * inverse[:n], out=prefix[1:])
+    np.multiply(cp, inverse[:n], out=prefix[1:])
+    np.cumsum(prefix[1:], out=prefix[1:])
     stem_ends = np.minimum(ends, starts + STEM)
-    # Each text's first character; a token belongs to the text it starts in.
-    lengths = np.fromiter(map(len, normals), dtype=np.int64, count=len(normals))
-    opens = np.cumsum(lengths + 1) - lengths - 1
-    counts = np.diff(np.searchsorted(starts, opens), append=len(starts))
+    # Where each text opens (and, last, where the batch ends); a token belongs to the text
+    # it starts in.
+    opens = np.fromiter(accumulate(map(len, normals), lambda at, size: at + size + 1, initial=0),
+                        dtype=np.int64, count=len(normals) + 1)  # fmt: skip
+    firsts = np.searchsorted(starts, opens)
+    counts = firsts[1:] - firsts[:-1]
     return Tokens((prefix[ends] - prefix[starts]) * powers[ends - 1],
                   (prefix[stem_ends] - prefix[starts]) * powers[stem_ends - 1],
                   counts)  # fmt: skip
