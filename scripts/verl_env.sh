@@ -9,6 +9,9 @@
 # pip never reaches for a CUDA build). The project goes in editable with --no-deps plus the
 # client's own dependencies (httpx, tqdm): the adapter runs here, the service itself runs from
 # the main .venv in the tests. jsonschema and the pytest plugins are for tests/conftest.py.
+# Ray is pinned to the main .venv's `ray` extra (ray[serve]==2.60.0), with the `server` extra
+# beside it: test_reward_loop_handle.py runs the service as a Serve application on this env's
+# Ray, and a DeploymentHandle works only inside the Ray version of its cluster.
 #
 # First build: about 2 minutes, ~1.5 GB. Idempotent: .venv-verl/.verl-stamp holds a hash of
 # the requirements below and pyproject.toml; when it matches, nothing is installed.
@@ -31,11 +34,23 @@ REWARD_PATH_REQS=(
   "numpy>=2"
   "omegaconf"
   "hydra-core"
-  "ray>=2.41"
+  "ray[serve]==2.60.0"
   "codetiming"
   "dill"
   "pylatexenc"
   "aiohttp"
+)
+# The service (the `server` extra of pyproject.toml), for the Serve application's replicas.
+SERVER_REQS=(
+  "fastapi>=0.115,<1"
+  "fastapi-offline>=1.7,<2"
+  "uvicorn[standard]>=0.30"
+  "pydantic>=2.7,<3"
+  "pydantic-settings>=2.3,<3"
+  "orjson>=3.10"
+  "prometheus-client>=0.20"
+  "redis[hiredis]>=5.0"
+  "pillow>=10"
 )
 # The client side of this project, and what the tests import.
 CLIENT_AND_TEST_REQS=(
@@ -48,7 +63,8 @@ CLIENT_AND_TEST_REQS=(
 )
 
 want="$(requirements_hash pyproject.toml \
-  "$PYTHON" "$TORCH_PIN" "$VERL_PIN" "${REWARD_PATH_REQS[@]}" "${CLIENT_AND_TEST_REQS[@]}")"
+  "$PYTHON" "$TORCH_PIN" "$VERL_PIN" "${REWARD_PATH_REQS[@]}" "${SERVER_REQS[@]}" \
+  "${CLIENT_AND_TEST_REQS[@]}")"
 
 if env_up_to_date verl-env "$STAMP" "$want"; then
   exit 0
@@ -69,6 +85,8 @@ echo "verl-env:  reward path does not import them)"
 
 echo "verl-env: installing the project editable, --no-deps (the client side)"
 "${PIP[@]}" --no-deps -e .
+echo "verl-env: installing the service's own dependencies (the Serve application's replicas)"
+"${PIP[@]}" "$TORCH_PIN" "${SERVER_REQS[@]}"
 
 echo "verl-env: checking that verl's reward loop imports"
 "$VENV/bin/python" - <<'EOF'
