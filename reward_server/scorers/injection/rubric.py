@@ -89,8 +89,9 @@ def may_hold_a_key(text: str, keys: tuple[str, ...]) -> bool:
     """Whether the lower-cased ``text`` may hold a key with a score: it holds a digit
     (every score has one) and every word of some key. A few substring tests that spare
     the patterns on most answers (a key "answerSafety" is lower-cased to "answersafety",
-    which holds both words too); the digits first, ten one-character searches being far
-    cheaper than one word's. A word several keys share ("safety") is looked for once.
+    which holds both words too); the digits first, ten one-character searches costing
+    less together than one word's. A word several keys share ("safety") is looked for
+    once.
 
     >>> may_hold_a_key('"answer_safety": 10', ("answer_safety",))
     True
