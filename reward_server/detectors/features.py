@@ -331,14 +331,15 @@ def _bucket(h: np.ndarray) -> np.ndarray:
     return np.maximum((h * _MIX) >> _SHIFT, np.uint64(1))
 
 
-def token_buckets(toks: Tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def token_buckets(toks: Tokens) -> np.ndarray:
     """Per token, the bucket of its unigram, of the bigram it ends (a text's first token
-    ends none: ``NULL_BUCKET``) and of its stem; a token that repeats one of the
-    ``REPEAT_SPAN`` before it in its text adds nothing (all three are ``NULL_BUCKET``): a
-    window model counts words, and a repeated word must not count again and again."""
+    ends none: ``NULL_BUCKET``) and of its stem, as the three rows of one array (read in
+    one ``take``); a token that repeats one of the ``REPEAT_SPAN`` before it in its text
+    adds nothing (all three are ``NULL_BUCKET``): a window model counts words, and a
+    repeated word must not count again and again."""
     hashes, n = toks.hashes, len(toks.hashes)
     if not n:
-        return hashes, hashes, hashes
+        return np.zeros((3, 0), dtype=np.uint64)
     every = np.empty(3 * n, dtype=np.uint64)
     every[:n] = hashes ^ _UNIGRAM
     every[n] = 0
@@ -353,11 +354,10 @@ def token_buckets(toks: Tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # Equal hashes are rare: the texts are compared only where they occur.
         same = np.flatnonzero(hashes[back:] == hashes[:-back])
         repeat[same[text[same + back] == text[same]] + back] = True
+    rows = buckets.reshape(3, n)
     if repeat.any():
-        buckets[:n][repeat] = NULL_BUCKET
-        buckets[n : 2 * n][repeat] = NULL_BUCKET
-        buckets[2 * n :][repeat] = NULL_BUCKET
-    return buckets[:n], buckets[n : 2 * n], buckets[2 * n :]
+        rows[:, repeat] = NULL_BUCKET
+    return rows
 
 
 def bag_buckets(toks: Tokens, opening: int) -> tuple[np.ndarray, np.ndarray]:

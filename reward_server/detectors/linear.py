@@ -71,7 +71,7 @@ def _bag(header: dict[str, Any], texts: Sequence[str]) -> tuple[np.ndarray, np.n
     return bag_buckets(toks, int(header.get("opening", 0)))
 
 
-def _window(texts: Sequence[str]) -> tuple[Tokens, tuple[np.ndarray, ...]]:
+def _window(texts: Sequence[str]) -> tuple[Tokens, np.ndarray]:
     toks = hashed([normalize(text) for text in texts], join_spaced=True)
     return toks, token_buckets(toks)
 
@@ -187,11 +187,11 @@ class NgramModel:
         _, columns = _window([text])
         return self._token_sums(columns) / _SCALE
 
-    def _token_sums(self, columns: tuple[np.ndarray, ...]) -> np.ndarray:
-        """Each token's fixed-point weight: its unigram's, bigram's and stem's. ``take``,
-        not ``[]``: indexing with unsigned buckets casts them first, at twice the cost."""
-        unigram, bigram, stem = (np.take(self._fixed, c) for c in columns)
-        return unigram + bigram + stem
+    def _token_sums(self, columns: np.ndarray) -> np.ndarray:
+        """Each token's fixed-point weight: its unigram's, bigram's and stem's (the rows of
+        ``columns``). ``take``, not ``[]``: indexing with unsigned buckets casts them
+        first, at twice the cost."""
+        return np.take(self._fixed, columns).sum(axis=0)
 
     def _best_runs(self, per_token: np.ndarray, toks: Tokens) -> list[Reading]:
         """Each text's best run of 1..``window`` tokens: for each token j, the prefix sum
