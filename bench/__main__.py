@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -46,6 +47,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help=f"directory for report.json/png (default: {FULL_OUT} for a full run, "
                         "a new temporary directory for --quick)")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="OMP_NUM_THREADS for torch in this process and the servers it starts "
+                        "(default 1: on a busy machine torch's OpenMP threads spin against "
+                        "other processes and a judge case runs 5-8x slower; 0 = torch's own "
+                        "default)")
     p.add_argument("--judge-model", default=None,
                    help="judge model dir for the judge cases (transformers backend); "
                         "default: a tiny random Qwen2 built on the spot")
@@ -55,6 +61,10 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     args = make_parser().parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
+    if args.torch_threads:
+        # read by torch when a judge case imports it, and inherited by the servers
+        os.environ["OMP_NUM_THREADS"] = str(args.torch_threads)
+    cfg["torch_threads"] = args.torch_threads or None
     if args.judge_model:
         from bench import judge_cases
 
@@ -117,8 +127,6 @@ def source_state(root: Path) -> dict[str, Any]:
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 

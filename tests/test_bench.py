@@ -48,6 +48,7 @@ def test_bench_quick_writes_every_case():
             assert case["rows"], name
         assert (out / "report.png").stat().st_size > 1000
         assert "| rules /score, batch |" in proc.stdout
+        assert report["config"]["torch_threads"] == 1  # the default, said in the report
 
         # When and on what it ran: the UTC start, a commit of this repository (HEAD may
         # have moved on since, so not compared with HEAD) and whether the tree differed.
