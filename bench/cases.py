@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import statistics
 import time
 from typing import Any
@@ -151,6 +152,13 @@ def _metric(text: str, name: str) -> float:
     return 0.0
 
 
+def case_ray_serve(cfg: dict[str, Any]) -> dict[str, Any]:
+    """See bench.ray_serve.case_ray_serve (Ray is imported only when it runs)."""
+    from bench.ray_serve import case_ray_serve as run
+
+    return run(cfg)
+
+
 def _judge_case(name: str):
     def run(cfg: dict[str, Any]) -> dict[str, Any]:
         from bench import judge_cases
@@ -178,3 +186,5 @@ CASES = {
     "grpo_dedup": case_grpo_dedup,
     "fidelity": case_fidelity,
 }
+if importlib.util.find_spec("ray") is not None:  # the `ray` extra (make test-ray installs it)
+    CASES["ray_serve"] = case_ray_serve

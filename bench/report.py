@@ -72,6 +72,16 @@ def render_markdown(report: dict[str, Any]) -> str:
         for row in cases["grpo_dedup"]["rows"]:
             lines.append(f"| {row.get('path', 'rules')} | {row['samples']} | "
                          f"{_fmt(row['computed'], 0)} | {_fmt(row['dedup_ratio'], 2)} |")
+    if "ray_serve" in cases:
+        lines += ["", "| Ray Serve vs uvicorn | uvicorn samples/s | Serve samples/s | "
+                  "throughput ratio | uvicorn p50 ms | Serve p50 ms | p50 ratio |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in cases["ray_serve"]["rows"]:
+            u, s = row["uvicorn"], row["serve"]
+            lines.append(f"| {row['label']} | {_fmt(u['samples_per_s'], 0)} | "
+                         f"{_fmt(s['samples_per_s'], 0)} | {_fmt(row['throughput_ratio'], 2)} | "
+                         f"{_fmt(u['p50_ms'])} | {_fmt(s['p50_ms'])} | "
+                         f"{_fmt(row['p50_ratio'], 2)} |")
     if "fidelity" in cases:
         from bench.fidelity.report import markdown
 
@@ -91,7 +101,7 @@ def render_png(report: dict[str, Any], path: Path) -> None:
 
         png(cases["fidelity"], path)
         return
-    panels = [n for n in ("rules", "cache", "judge", "batching") if n in cases]
+    panels = [n for n in ("rules", "cache", "judge", "batching", "ray_serve") if n in cases]
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5 * max(1, len(panels)), 4))
     axes = axes if hasattr(axes, "__len__") else [axes]
     for ax, name in zip(axes, panels, strict=False):
@@ -116,6 +126,16 @@ def render_png(report: dict[str, Any], path: Path) -> None:
                                      for r in rows])
             ax.set_ylabel("p50 ms (16 samples)")
             ax.set_title("cache")
+        elif name == "ray_serve":
+            xs = range(len(rows))
+            ax.bar([x - 0.2 for x in xs], [r["throughput_ratio"] or 0 for r in rows], 0.4,
+                   label="samples/s, Serve / uvicorn")
+            ax.bar([x + 0.2 for x in xs], [r["p50_ratio"] or 0 for r in rows], 0.4,
+                   label="p50, Serve / uvicorn")
+            ax.axhline(1.0, color="grey", linewidth=0.8)
+            ax.set_xticks(list(xs), [r["label"].replace(", ", ",\n") for r in rows])
+            ax.set_ylabel("ratio (same run)")
+            ax.set_title("Ray Serve vs plain uvicorn")
         else:
             bars = [r for r in rows if r.get("label") not in SUMMARY_ROWS]
             summary = [r for r in rows if r.get("label") in SUMMARY_ROWS]
@@ -126,7 +146,7 @@ def render_png(report: dict[str, Any], path: Path) -> None:
             title = {"judge": "judge path (tiny CPU judge)", "batching": "32 clients x 1 sample"}
             extra = "".join(f"\n{r['label']} {r['samples_per_s']}" for r in summary)
             ax.set_title(title.get(name, name) + extra, fontsize=10)
-        ax.legend() if name in ("rules", "cache") else None
+        ax.legend() if name in ("rules", "cache", "ray_serve") else None
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
