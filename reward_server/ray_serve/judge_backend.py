@@ -84,7 +84,9 @@ class RayJudgeBackend(JudgeBackend):
                 description: JudgeDescription = await asyncio.wait_for(
                     self.handle.describe.remote(), timeout=self.probe_s * 2
                 )
-            except (TimeoutError, *_lost_replica_errors()) as exc:
+            except Exception as exc:  # a probe: any failure means "unreachable"
+                # (timeouts, lost replicas, a deployment that failed to start); the loop
+                # must outlive them all, or /ready would never see the judge come back
                 if self.state != LOADING:
                     self.set_state(UNREACHABLE, f"RewardJudge: {type(exc).__name__}")
             else:
