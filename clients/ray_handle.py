@@ -93,37 +93,40 @@ class ServeHandleTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         status, headers, body = reply
         return httpx.Response(status, headers=headers, content=body, request=request)
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    @staticmethod
+    def _failed(request: httpx.Request, response: Any, exc: Exception,
+                timeout: float | None) -> httpx.Response:
+        """A call that raised, as httpx would see it: a timeout or a lost replica is raised
+        as httpx's (both retried by the clients), Serve's back-pressure is its 503."""
         from ray.serve.exceptions import BackPressureError
 
+        if isinstance(exc, TimeoutError):
+            response.cancel()
+            raise httpx.ReadTimeout(f"no answer within {timeout} s", request=request) from exc
+        if isinstance(exc, BackPressureError):
+            return _back_pressure(request, exc)
+        if isinstance(exc, _lost()):
+            raise httpx.ConnectError(f"ingress replica lost: {exc}", request=request) from exc
+        raise exc
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
         timeout = self._read_timeout(request)
         response = self._call(request)
         try:
-            return self._response(request, response.result(timeout_s=timeout))
-        except TimeoutError as exc:
-            response.cancel()
-            raise httpx.ReadTimeout(f"no answer within {timeout} s", request=request) from exc
-        except BackPressureError as exc:
-            return _back_pressure(request, exc)
-        except _lost() as exc:
-            raise httpx.ConnectError(f"ingress replica lost: {exc}", request=request) from exc
+            reply = response.result(timeout_s=timeout)
+        except Exception as exc:
+            return self._failed(request, response, exc, timeout)
+        return self._response(request, reply)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        from ray.serve.exceptions import BackPressureError
-
         await request.aread()
         timeout = self._read_timeout(request)
         response = self._call(request)
         try:
             reply = await asyncio.wait_for(_awaited(response), timeout)
-        except TimeoutError as exc:
-            response.cancel()
-            raise httpx.ReadTimeout(f"no answer within {timeout} s", request=request) from exc
-        except BackPressureError as exc:
-            return _back_pressure(request, exc)
-        except _lost() as exc:
-            raise httpx.ConnectError(f"ingress replica lost: {exc}", request=request) from exc
+        except Exception as exc:
+            return self._failed(request, response, exc, timeout)
         return self._response(request, reply)
 
 

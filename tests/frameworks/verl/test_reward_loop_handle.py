@@ -10,7 +10,6 @@ uvicorn service's ``/score`` returns for the same sample. The app runs in this e
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,12 +17,10 @@ pytest.importorskip("verl", reason="the verl tier runs in .venv-verl (bash scrip
 pytest.importorskip("ray.serve", reason="the handle test needs ray[serve] (scripts/verl_env.sh)")
 
 from tests.fakes.servers import free_port
+from tests.frameworks.verl import test_reward_loop as over_http
 from tests.frameworks.verl.test_reward_loop import (
     COMPONENTS,
     README_OVERRIDES,
-    Case,
-    PNG_1x1,
-    cases,
     check_rewards,
     decoded_responses,
     expected_rows,
@@ -31,23 +28,13 @@ from tests.frameworks.verl.test_reward_loop import (
     scored_by_service,
 )
 
+# The HTTP tests' fixtures, shared: the same tokenizer and the same dataset rows.
+tokenizer = over_http.tokenizer
+batch_cases = over_http.batch_cases
+
 pytestmark = pytest.mark.timeout(300)
 
 HANDLE = "+reward.custom_reward_function.reward_kwargs.ray_app=reward"
-
-
-@pytest.fixture
-def tokenizer(tokenizer_dir: Path):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tokenizer_dir)
-
-
-@pytest.fixture
-def batch_cases(tmp_path: Path) -> list[Case]:
-    image_file = tmp_path / "pixel.png"
-    image_file.write_bytes(PNG_1x1)
-    return cases(image_file)
 
 
 @pytest.fixture(scope="module")
