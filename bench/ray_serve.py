@@ -41,7 +41,8 @@ def _serve_apps(port: int, judge_env: dict[str, str]) -> None:
 
     from reward_server.ray_serve.application import ingress_deployment, judge_deployment
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # a Ray of its own even when another runs on this machine (ray.init() would join it)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port}, proxy_location="HeadOnly")
 
     def actor(env: dict[str, str]) -> dict[str, Any]:

@@ -64,7 +64,9 @@ def local_ray(verl_server: RewardServer) -> Iterator[None]:
             env.delenv(var, raising=False)
         env.setenv("REWARD_SERVICE_URL", verl_server.url)
         env.setenv("REWARD_SERVICE_PROFILE", PROFILE)
-        ray.init(num_cpus=2, runtime_env=get_ppo_ray_runtime_env(), log_to_driver=False)
+        # a Ray of its own even when another runs on this machine (ray.init() would join it)
+        ray.init(address="local", num_cpus=2, runtime_env=get_ppo_ray_runtime_env(),
+                 log_to_driver=False)
         try:
             yield
         finally:
