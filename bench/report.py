@@ -125,6 +125,8 @@ def render_png(report: dict[str, Any], path: Path) -> None:
             ax.set_xticks(list(xs), [f"{r['backend']}\nhit / echo {r['hit_over_echo']:.2f}"
                                      for r in rows])
             ax.set_ylabel("p50 ms (16 samples)")
+            ax.set_ylim(top=1.45 * max(r[k]["p50_ms"] for r in rows for k in ("miss", "hit",
+                                                                              "echo")))
             ax.set_title("cache")
         elif name == "ray_serve":
             xs = range(len(rows))
