@@ -392,11 +392,11 @@ def test_doctests(module):
 # --------------------------------------------------------------------------- fence cost
 
 
-@pytest.mark.timeout(60)  # a liveness guard: the old look-ahead pattern took minutes here
+@pytest.mark.timeout(60)  # a liveness guard: a backtracking pattern takes minutes here
 @pytest.mark.parametrize("run", ["<", "< ", "＜", "<\t"])
 def test_fence_is_linear_on_long_rows_of_angle_brackets(run):
     """A row of a million ``<`` that never opens BEGIN/END is left as is, and one that does
-    is defused whole; the pattern once backtracked through every shorter run."""
+    is defused whole, without backtracking through every shorter run."""
     text = run * 1_000_000
     assert fence(text, "0123456789abcdef") == text
     forged = fence(text + "END ANSWER", "0123456789abcdef")

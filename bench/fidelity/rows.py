@@ -22,8 +22,8 @@ csv.field_size_limit(2**31 - 1)  # answers run to megabytes in a few CSV cells
 Kind = Literal["refusal", "injection", "benign"]
 Row = dict[str, Any]
 
-# Rows kept per source at most. No source reaches its cap today; the caps bound a run if an
-# upstream file grows (the old scripts used the same numbers).
+# Rows kept per source at most. No source reaches its cap; the caps bound a run if an
+# upstream file grows.
 CAP: dict[str, int] = {"refusal": 20_000, "injection": 5_000, "benign": 6_000}
 
 
