@@ -193,12 +193,16 @@ _MUST = {
 
 
 def _field(loc: tuple[int | str, ...], data: Mapping[str, Any]) -> list[str]:
-    """A location as names: a dimension or flag by its name rather than its index."""
+    """A location as names: a dimension or flag by its name rather than its index (an
+    entry that is not a table is its list's error: the list must hold tables)."""
     out: list[str] = []
     for key in loc:
         if isinstance(key, int) and out and out[-1] in ("dimensions", "flags"):
             items = data.get(out[-1])
-            name = items[key].get("name") if isinstance(items, list) else None
+            item = items[key] if isinstance(items, list) and key < len(items) else None
+            if not isinstance(item, dict):
+                break
+            name = item.get("name")
             out.append(name if isinstance(name, str) else str(key))
         elif isinstance(key, int):
             continue  # an item of a list of plain values (notes, gate_dimensions)

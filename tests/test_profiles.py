@@ -67,6 +67,10 @@ def test_toml_adds_and_overrides(tmp_path):
         ("[profiles.x]\nkind='mix'\nparts={nope=1.0}\n", "unknown part"),
         ("[profiles.x]\nkind='mix'\nparts={hybrid=1.0}\n", "itself a mix"),
         ("[profiles.x]\nkind='rules'\ncolour='red'\n", "unknown keys"),
+        # each key of its type, named with the profile
+        ("[profiles.x]\nkind='rules'\ntag_weight='0.3'\n", "'x': tag_weight"),
+        ("[profiles.x]\nkind='mix'\nparts=['safegrpo']\n", "'x': parts"),
+        ("[profiles.x]\nkind='mix'\nparts={safegrpo=1.0}\nfallback=2\n", "'x': fallback"),
         ("not toml [", "REWARD_PROFILES_FILE"),
     ],
 )

@@ -185,6 +185,9 @@ INVALID = [
     (PRIVACY_HEAD + "renormalise = true\n" + privacy_dimension(name="'Privacy Score'"),
      "dimensions", "lower case"),
     (PRIVACY_HEAD + "safety_gate = 1.5\n", "safety_gate", "[0, 1]"),
+    # entries that are not tables
+    (PRIVACY_HEAD + "dimensions = [1]\n", "dimensions", "list of tables"),
+    (PRIVACY_HEAD + "flags = ['rude']\n", "flags", "list of tables"),
     (PRIVACY_HEAD + "[[profiles.p.flags]]\nname = 'rude'\ndescription = 'd'\npoints = -1\n",
      "flags.rude.points", ">= 0"),
     # a rubric from scratch must name its gate

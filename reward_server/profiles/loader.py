@@ -21,12 +21,52 @@ from __future__ import annotations
 import tomllib
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from reward_server.profiles.builtin import BUILTIN_PROFILES
 from reward_server.profiles.kinds import KINDS, JudgeProfile, Profile, ProfileError
 from reward_server.rubric import Rubric, RubricError
 from reward_server.rubric_config import rubric_from_table
+
+Weight = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+
+
+class _Table(BaseModel):
+    """The typed keys of a rules or mix table; each optional, since a table may override
+    some fields of an existing profile (the unknown ones are named before)."""
+
+    model_config = ConfigDict(extra="ignore")
+    description: StrictStr | None = None
+
+
+class _RulesTable(_Table):
+    refusal: StrictStr | None = None
+    tag_weight: Weight | None = None
+    behavior_weight: Weight | None = None
+
+
+class _MixTable(_Table):
+    parts: dict[StrictStr, Weight] | None = None
+    fallback: StrictStr | None = None
+
+
+_TABLES: dict[str, type[_Table]] = {"rules": _RulesTable, "mix": _MixTable}
+
+
+def _typed(name: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A rules or mix table's values, each of its type, or a ``ProfileError`` naming the
+    profile and the key."""
+    try:
+        table = _TABLES[kind].model_validate(spec)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(k) for k in error["loc"])
+        raise ProfileError(
+            f"profile {name!r}: {where}: {error['msg']}, got {error['input']!r}"
+        ) from None
+    return table.model_dump(exclude_unset=True)
 
 
 class _Loader:
@@ -79,7 +119,7 @@ class _Loader:
         base = existing if type(existing) is cls else None
         if cls is JudgeProfile:
             return self._judge(name, spec, base)  # type: ignore[arg-type]
-        values = {k: v for k, v in spec.items() if k != "kind"}
+        values = _typed(name, kind, spec)
         return replace(base, **values) if base is not None else cls(name=name, **values)
 
     def _judge(self, name: str, spec: dict[str, Any], base: JudgeProfile | None) -> JudgeProfile:
