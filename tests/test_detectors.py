@@ -21,8 +21,6 @@ from hypothesis import strategies as st
 
 from reward_server.detectors import MODEL_DIR, NgramModel, load_model, shipped_model
 from reward_server.detectors.features import (
-    _CLASS,
-    _SPACE,
     BITS,
     hash_tokens,
     hashed,
@@ -93,10 +91,15 @@ def test_a_batch_hashes_the_tokens_of_each_text(texts: list[str]) -> None:
         assert batch.stems.tolist() == stems.tolist()
 
 
-def test_the_tokeniser_knows_every_white_space_character() -> None:
-    """Its table of white space is built from the code points below U+3001 only."""
-    space = {c for c in range(0x110000) if chr(c).isspace()}
-    assert space == {c for c in range(0x110000) if _CLASS[c] == _SPACE} | {0x3000}
+def test_every_white_space_character_separates_tokens() -> None:
+    """The batch tokeniser separates words at every code point Python calls white space,
+    as the reference does (U+3000, the CJK space, is also a CJK token of its own)."""
+    texts = [f"a{chr(c)}b" for c in range(0x110000) if chr(c).isspace()]
+    batch = hashed(texts)
+    assert batch.counts.tolist() == [len(tokens(t)) for t in texts]
+    assert all(len(tokens(t)) == 2 for t in texts if t != "a\u3000b")
+    words, _ = hash_tokens([tok for t in texts for tok in tokens(t)])
+    assert batch.hashes.tolist() == words.tolist()
 
 
 @settings(max_examples=200, deadline=None)
