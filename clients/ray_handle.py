@@ -11,7 +11,8 @@ byte, because it comes from the same routes.
 clients do over HTTP: payloads, chunking, concurrency, and the retries on 503 (honouring
 ``Retry-After``) and on connection errors. A call whose ingress replica died is a connection
 error to the client (retried, and Serve routes the retry to a live replica); Serve's own
-back-pressure (``max_queued_requests``) is a 503 with its ``Retry-After``, as the proxy answers.
+back-pressure (``max_queued_requests``) is a 503 with its ``Retry-After``, as the proxy answers;
+any other error the replica raised is a 500, as uvicorn answers a route that raised.
 
 Ray is imported only when a handle is made or used: the clients do not depend on it. The
 handle must come from the same Ray version as the cluster (``pip install
@@ -97,7 +98,10 @@ class ServeHandleTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def _failed(request: httpx.Request, response: Any, exc: Exception,
                 timeout: float | None) -> httpx.Response:
         """A call that raised, as httpx would see it: a timeout or a lost replica is raised
-        as httpx's (both retried by the clients), Serve's back-pressure is its 503."""
+        as httpx's (both retried by the clients), Serve's back-pressure is its 503, and any
+        other error of the replica a 500 (the clients' ``RewardServiceError``), as uvicorn
+        answers a route that raised."""
+        from ray.exceptions import RayTaskError
         from ray.serve.exceptions import BackPressureError
 
         if isinstance(exc, TimeoutError):
@@ -107,6 +111,10 @@ class ServeHandleTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             return _back_pressure(request, exc)
         if isinstance(exc, _lost()):
             raise httpx.ConnectError(f"ingress replica lost: {exc}", request=request) from exc
+        if isinstance(exc, RayTaskError):
+            cause = type(exc.cause).__name__ if exc.cause is not None else "RayTaskError"
+            return httpx.Response(500, json={"error": f"ingress replica raised {cause}"},
+                                  request=request)
         raise exc
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

@@ -9,12 +9,15 @@ second entry point into the scoring service that could drift from the routes.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message
 
 #: ``(status, headers, body)``: a whole response, as plain values that pickle cheaply.
 Reply = tuple[int, list[tuple[str, str]], bytes]
+
+log = logging.getLogger(__name__)
 
 
 async def call_asgi(
@@ -31,6 +34,11 @@ async def call_asgi(
 
     Returns:
         The status, the response headers and the body.
+
+    Raises:
+        Whatever the app raised before it had sent a whole response. An exception raised
+        after one (Starlette's ``ServerErrorMiddleware`` sends its 500, then re-raises for
+        the server to log) is logged here, and the response returned, as uvicorn does.
     """
     path, _, query = target.partition("?")
     scope = {
@@ -75,6 +83,10 @@ async def call_asgi(
 
     try:
         await app(scope, receive, send)
+    except Exception:
+        if not finished.is_set():  # no whole response to give: the caller sees the error
+            raise
+        log.exception("%s %s raised after its response was sent", method.upper(), path)
     finally:
         finished.set()
     return status, out_headers, b"".join(chunks)
