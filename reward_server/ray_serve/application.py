@@ -12,7 +12,9 @@ Defaults, and why:
   and the more it holds the fuller the judge's micro-batches are.
 * ``RewardJudge``: ``num_gpus`` a replica (0 on a CPU cluster), autoscaling 1 to 2 replicas
   on ``target_ongoing_requests=2`` batches (one running, one queued behind it: a model runs
-  one batch at a time), at most 4 batches in a replica.
+  one batch at a time), at most 16 calls in a replica. The replica runs one batch at a time
+  behind a lock of its own, so the calls it holds beyond that wait outside the model and the
+  ingress's readiness probe (``describe``) never queues behind a batch.
 
 Micro-batching is the service's own (``reward_server.batching`` inside the ingress's judge
 engine), not ``@serve.batch``: it is the code path uvicorn runs, it batches samples (not
@@ -85,7 +87,7 @@ def judge_deployment(gpus: float = 0.0) -> Any:
         RewardJudge,
         name=JUDGE,
         ray_actor_options={"num_cpus": 1, "num_gpus": gpus},
-        max_ongoing_requests=4,
+        max_ongoing_requests=16,
         autoscaling_config=JUDGE_AUTOSCALING,
         health_check_period_s=10,
     )

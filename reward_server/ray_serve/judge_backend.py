@@ -12,13 +12,19 @@ fingerprint (taken on the judge's node), so ``rubric_version`` and every cache k
 those of ``python -m reward_server`` on the same judge: the two share Redis entries.
 
 Failures, per the contract. A batch whose judge replica died (a node lost, a process
-killed) is sent once more, to another replica (the calls are deterministic, so a repeat is
-safe); a batch that is still unanswered, or that takes longer than ``REWARD_JUDGE_TIMEOUT_S``,
-is ``NoAnswer`` for each of its inputs: the request is a 503 with ``Retry-After`` and the
-client retries it, never a made-up score and never a sample's ``invalid``.
+killed) is sent once more (the calls are deterministic, so a repeat is safe; Serve picks the
+replica, the same one again when only one is running, e.g. its replacement). A batch the
+judge replica ran for ``REWARD_JUDGE_TIMEOUT_S`` comes back as ``NoAnswer`` from the replica
+itself, which counts that time from when the batch starts to run (``judge_server``); the
+ingress gives up on its own after ``wait_s`` (that timeout for each of the batches it may
+have queued ahead, plus one), for a replica that never answers. Either way each input is
+``NoAnswer``: the request is a 503 with ``Retry-After`` and the client retries it, never a
+made-up score and never a sample's ``invalid``.
 
-State. ``load`` waits for a judge replica to describe itself, then keeps probing every
-``probe_s`` seconds, so ``/ready`` says ``unreachable`` while no judge replica answers.
+State. ``load`` waits for a judge replica to describe itself (``loading`` until one has),
+then keeps probing it every ``probe_s`` seconds, so ``/ready`` says ``unreachable`` once a
+probe went unanswered; a replica answers a probe at once however busy it is. A batch
+answered after that is proof of life too: the state is the last description's again.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ class RayJudgeBackend(JudgeBackend):
     """Runs the judge on the ``RewardJudge`` deployment.
 
     Args:
-        config: the ingress's ``JudgeConfig`` (``timeout_s`` bounds each batch call).
+        config: the ingress's ``JudgeConfig`` (``timeout_s``: see ``wait_s``).
         handle: a ``DeploymentHandle`` to ``RewardJudge``.
         probe_s: seconds between readiness probes of the judge deployment.
     """
@@ -73,6 +79,10 @@ class RayJudgeBackend(JudgeBackend):
         self.handle = handle
         self.probe_s = probe_s
         self._identity: dict[str, str] = {}
+        self._described: JudgeDescription | None = None
+        #: How long the ingress waits for one batch: ``REWARD_JUDGE_TIMEOUT_S`` for each
+        #: batch of its own that may run before it on the replica, and for its own.
+        self.wait_s = config.timeout_s * (CONCURRENCY + 1)
         self.set_state(LOADING, "waiting for a RewardJudge replica")
 
     def served_identity(self) -> dict[str, str]:
@@ -80,13 +90,15 @@ class RayJudgeBackend(JudgeBackend):
 
     async def load(self) -> None:
         while True:
+            probe = self.handle.describe.remote()
             try:
                 description: JudgeDescription = await asyncio.wait_for(
-                    self.handle.describe.remote(), timeout=self.probe_s * 2
+                    _awaited(probe), timeout=self.probe_s * 2
                 )
             except Exception as exc:  # a probe: any failure means "unreachable"
                 # (timeouts, lost replicas, a deployment that failed to start); the loop
                 # must outlive them all, or /ready would never see the judge come back
+                _cancel(probe)
                 if self.state != LOADING:
                     self.set_state(UNREACHABLE, f"RewardJudge: {type(exc).__name__}")
             else:
@@ -94,6 +106,7 @@ class RayJudgeBackend(JudgeBackend):
             await asyncio.sleep(self.probe_s)
 
     def _adopt(self, d: JudgeDescription) -> None:
+        self._described = d
         self.name = d.name  # type: ignore[misc]
         self.model = d.model
         self.sees_images = d.sees_images
@@ -117,23 +130,32 @@ class RayJudgeBackend(JudgeBackend):
         )
 
     async def _call(self, send: Callable[[], Awaitable[list[T]]], size: int) -> list[T | NoAnswer]:
-        """One batch to a judge replica: once more to another if its replica died, then
-        ``NoAnswer`` for each input (see the module doc)."""
+        """One batch to a judge replica: once more if its replica died, then ``NoAnswer``
+        for each input (see the module doc)."""
         lost = _lost_replica_errors()
         reason = ""
         for attempt in range(2):
             response = send()
             try:
-                return await asyncio.wait_for(response, timeout=self.config.timeout_s)
+                answers = await asyncio.wait_for(_awaited(response), timeout=self.wait_s)
             except TimeoutError:
                 _cancel(response)
-                return [NoAnswer(f"no answer from RewardJudge within REWARD_JUDGE_TIMEOUT_S="
-                                 f"{self.config.timeout_s}", "timeout")] * size
+                return [NoAnswer(f"no answer from RewardJudge within {self.wait_s:g} s "
+                                 f"(REWARD_JUDGE_TIMEOUT_S={self.config.timeout_s:g} for it "
+                                 f"and each batch that may run before it)", "timeout")] * size
             except lost as exc:
                 reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 log.warning("judge batch of %d lost its replica (try %d): %s",
                             size, attempt + 1, reason)
+            else:
+                if self.state == UNREACHABLE and self._described is not None:
+                    self._adopt(self._described)  # a replica answered: the judge is there
+                return answers
         return [NoAnswer(f"RewardJudge replica lost twice ({reason})", "connect")] * size
+
+
+async def _awaited(response: Awaitable[T]) -> T:
+    return await response
 
 
 def _cancel(response: Any) -> None:
