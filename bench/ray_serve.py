@@ -10,8 +10,9 @@ Two paths, each against the same service under both servers:
 
 Serve runs on a local Ray (2 CPUs, 127.0.0.1), one replica each, ``num_cpus=0`` so Ray's
 accounting never holds a replica back. Serve adds a process hop on every request (proxy to
-replica; and ingress to judge on the judge path), which is what the ratios measure. Loads
-alternate between the two servers and the best of two rounds counts, as in the rules case.
+replica; and ingress to judge on the judge path), which is what the ratios measure. Each
+path runs two rounds against uvicorn, then two against Serve, and the better round of each
+counts.
 """
 
 from __future__ import annotations
@@ -70,11 +71,13 @@ def _wait_judge_ready(url: str, timeout: float = 180) -> None:
 
 
 def _stop_serve() -> None:
+    """Serve (if it started), then Ray (if it started); Ray even when Serve's stop raised."""
     import ray
     from ray import serve
 
     try:
-        serve.shutdown()
+        if ray.is_initialized():
+            serve.shutdown()
     finally:
         ray.shutdown()
 
@@ -100,9 +103,9 @@ def _row(label: str, plain: list[LoadResult], serve: list[LoadResult]) -> dict[s
 
 def case_ray_serve(cfg: dict[str, Any]) -> dict[str, Any]:
     """Serve / uvicorn throughput and p50 ratios, rules batch 256 and the judge path."""
-    # One torch thread on both sides: Ray gives a replica OMP_NUM_THREADS=1 (its num_cpus),
-    # and a tiny model on two contended cores is faster on one thread than on two, which
-    # would credit Serve with a difference that is torch's.
+    # One torch thread on both sides, set explicitly (the replicas get it through their
+    # runtime_env): a tiny model on two contended cores is faster on one thread than on two,
+    # and a thread count that differed would credit Serve with a difference that is torch's.
     judge_env = _judge_env("logprob", REWARD_JUDGE_MAX_BATCH=str(cfg["judge_batch"]),
                            OMP_NUM_THREADS="1")
     port = free_port()
@@ -110,8 +113,8 @@ def case_ray_serve(cfg: dict[str, Any]) -> dict[str, Any]:
     rules_data = bodies(max(4, cfg["bodies"] // 16), RULES_BATCH, salt="ray-rules")
     judge_data = _bodies(cfg["judge_bodies"], 8, "ray-judge")  # safer_vlm, no labels
     rows = []
-    _serve_apps(port, judge_env)
     try:
+        _serve_apps(port, judge_env)  # inside: a deployment that fails still stops Ray
         with RewardServer({"REWARD_CACHE_SIZE": "0"}) as plain:
             a = _best(plain.url + "/score", rules_data, RULES_BATCH, cfg["concurrency"],
                       cfg["seconds"])

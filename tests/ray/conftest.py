@@ -80,8 +80,12 @@ class RayCluster:
             head_node_args={"num_cpus": 1, "resources": {"svc": 8}, "include_dashboard": True,
                             "dashboard_port": free_port()},
         )
-        self.judge_node = self.cluster.add_node(num_cpus=1, resources={"judge": 1})
-        self.cluster.wait_for_nodes()
+        try:
+            self.judge_node = self.cluster.add_node(num_cpus=1, resources={"judge": 1})
+            self.cluster.wait_for_nodes()
+        except BaseException:
+            self.cluster.shutdown()  # the head is running: stop it before failing
+            raise
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -90,16 +94,18 @@ class RayCluster:
         return self.cluster.address
 
     def shutdown(self) -> None:
+        """Serve, the driver, then the nodes: each step runs even when one before raised."""
         import ray
+        from ray import serve
 
         try:
-            from ray import serve
-
             if ray.is_initialized():
                 serve.shutdown()
         finally:
-            ray.shutdown()
-            self.cluster.shutdown()
+            try:
+                ray.shutdown()
+            finally:
+                self.cluster.shutdown()
 
 
 @pytest.fixture(scope="session")
