@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.cases import CASES
+from bench.cases import CASES, DEFAULT_CASES
 from bench.report import render_markdown, render_png
 from bench.servers import ROOT
 
@@ -42,8 +42,9 @@ QUICK = {"batches": [1, 16], "bodies": 8, "concurrency": 2, "seconds": 0.5,
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="tiny sizes (CI smoke run)")
-    p.add_argument("--cases", default=",".join(CASES),
-                   help=f"comma-separated, from {list(CASES)}")
+    p.add_argument("--cases", default=",".join(DEFAULT_CASES),
+                   help=f"comma-separated, from {list(CASES)} (default: all but "
+                        f"{[n for n in CASES if n not in DEFAULT_CASES]})")
     p.add_argument("--out", default=None,
                    help=f"directory for report.json/png (default: {FULL_OUT} for a full run, "
                         "a new temporary directory for --quick)")

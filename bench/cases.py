@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import statistics
 import time
 from typing import Any
@@ -185,6 +184,10 @@ CASES = {
     "process": _judge_case("case_process"),
     "grpo_dedup": case_grpo_dedup,
     "fidelity": case_fidelity,
+    "ray_serve": case_ray_serve,
 }
-if importlib.util.find_spec("ray") is not None:  # the `ray` extra (make test-ray installs it)
-    CASES["ray_serve"] = case_ray_serve
+#: Cases run only when named in ``--cases``: ``ray_serve`` starts a Ray cluster and needs the
+#: ``ray`` extra (``python -m bench --cases ray_serve --out bench/results/ray_serve``).
+OPT_IN = ("ray_serve",)
+#: What ``python -m bench`` (and ``make bench``, and ``--quick``) runs with no ``--cases``.
+DEFAULT_CASES = [name for name in CASES if name not in OPT_IN]
