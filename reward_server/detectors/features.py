@@ -35,7 +35,7 @@ from itertools import accumulate
 
 import numpy as np
 
-from reward_server.detectors.text import unspace_indexed
+from reward_server.detectors.text import SPACERS, unspace_indexed
 
 __all__ = [
     "BITS", "NULL_BUCKET", "STEM", "Tokens", "bag_buckets", "hash_tokens", "hashed",
@@ -298,7 +298,7 @@ def token_spans(normal: str, join_spaced: bool = False) -> list[tuple[int, int]]
 #: Four one-character letters or digits (1), one spacer (2) at most between each two: what
 #: ``unspace_indexed`` needs before it joins anything.
 _MAY_JOIN = re.compile(rb"\x01(?:\x02?\x01){3}")
-_SPACER_CODES = frozenset(map(ord, "-_.*·|/"))
+_SPACER_CODES = frozenset(map(ord, SPACERS - {" "}))
 
 
 def _may_join(normal: str) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 __all__ = ["normalize", "normalize_indexed", "unspace_indexed"]
 
@@ -39,9 +40,7 @@ _FOLD = str.maketrans(
     }
 )
 _FOLDED = re.compile("[" + re.escape("".join(chr(c) for c in _FOLD)) + "]")
-# The same folds as (character, replacement) pairs, for a ``replace`` per character
-# present: ``translate`` with a table looks up every character of the text and costs ~100
-# times as much. No replacement is itself folded, so their order does not matter.
+# The same folds as (character, replacement) pairs, for ``replace_present``.
 _FOLDS = tuple((chr(c), to or "") for c, to in _FOLD.items())
 # Letters that look Latin (Cyrillic, Greek), folded only inside words that also hold Latin.
 _LOOKALIKE_LETTERS = "аеорсухіјѕԁӏвкмнтԛԝαεορτυχικνβγ"
@@ -49,7 +48,18 @@ _LOOKALIKE = str.maketrans(_LOOKALIKE_LETTERS, "aeopcyxijsdlbkmhtqwaeoptuxikvby"
 _LOOKALIKES = re.compile(f"[{_LOOKALIKE_LETTERS}]")
 _MIXED_WORD = re.compile(r"[^\W\d_]*[a-z][^\W\d_]*")
 #: Separators a spaced-out word may use between its letters.
-_SPACERS = frozenset("-_.*·|/ ")
+SPACERS = frozenset("-_.*·|/ ")
+
+
+def replace_present(text: str, pairs: Iterable[tuple[str, str]]) -> str:
+    """``text`` with each ``old`` of ``pairs`` replaced by its ``new``, one ``replace`` per
+    character present: ``translate`` with a table looks up every character of the text and
+    costs ~100 times as much. No ``new`` may itself be an ``old``, so order does not matter.
+    """
+    for old, new in pairs:
+        if old in text:
+            text = text.replace(old, new)
+    return text
 
 
 def _fold_mixed(match: re.Match[str]) -> str:
@@ -67,9 +77,7 @@ def normalize(text: str) -> str:
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
     if _FOLDED.search(text) is not None:
-        for old, new in _FOLDS:
-            if old in text:
-                text = text.replace(old, new)
+        text = replace_present(text, _FOLDS)
     text = text.lower()
     if not text.isascii() and _LOOKALIKES.search(text) is not None:
         text = _MIXED_WORD.sub(_fold_mixed, text)
@@ -94,7 +102,7 @@ def unspace_indexed(toks: list[str]) -> list[tuple[str, int, int]]:
                     sep = gap
                     raw.append(i)
                     continue
-            elif after_letter and tok in _SPACERS and sep in (None, tok):
+            elif after_letter and tok in SPACERS and sep in (None, tok):
                 raw.append(i)
                 continue
             _flush(out, toks, raw)

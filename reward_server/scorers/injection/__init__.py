@@ -46,7 +46,7 @@ import numpy as np
 
 from reward_server.detectors import Reading, shipped_model
 from reward_server.detectors.features import token_spans
-from reward_server.detectors.text import normalize_indexed
+from reward_server.detectors.text import normalize_indexed, replace_present
 from reward_server.scorers.injection.boundary import BOUNDARY_WINDOW, first_boundary
 from reward_server.scorers.injection.context import candidates, lower_one_for_one
 from reward_server.scorers.injection.rubric import may_hold_a_key, rubric_rules
@@ -112,13 +112,7 @@ def _clean(response: str) -> tuple[str, list[int]]:
         return response.lower(), []
     if _REWRITTEN.search(response) is None:
         return lower_one_for_one(response), []
-    # A replace per character present: ``translate`` with a table looks up every character
-    # of the text, ~100 times slower (no replacement is itself replaced, so the order of
-    # the replacements does not matter).
-    for old, new in _ONE_FOR_ONE.items():
-        if old in response:
-            response = response.replace(old, new)
-    text = lower_one_for_one(response)
+    text = lower_one_for_one(replace_present(response, _ONE_FOR_ONE.items()))
     if _ZERO_WIDTH.search(text) is None:
         return text, []
     removed = [m.start() - i for i, m in enumerate(_ZERO_WIDTH.finditer(text))]
