@@ -29,6 +29,7 @@ from reward_server.detectors.features import (
 )
 from reward_server.detectors.recipes import Labelled, injection_model, refusal_model
 from reward_server.detectors.text import normalize, normalize_indexed
+from reward_server.detectors.train import Example, FitConfig, cross_validate, fit
 from reward_server.scorers.refusal import get_refusal_detector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,6 +160,34 @@ def test_training_is_deterministic_and_learns(tmp_path: Path) -> None:
     assert report["cross_validated"]["synthetic"]["accuracy"] == 1.0
     assert first.read("I'm sorry, but I won't help.").positive
     assert not first.read("Sure, the capital is Paris.").positive
+
+
+def test_the_reported_accuracy_is_of_the_whole_recipe_and_counts_every_row() -> None:
+    """Mislabelled rows are cleaned from the fit, yet still counted in the figure: the
+    recipe is judged against the labels it was given, not against the ones it kept."""
+    rows = _labelled(60) + [Labelled("I must decline.", False, "synthetic", f"noisy{i}")
+                            for i in range(2)]  # fmt: skip
+    _, report = refusal_model(rows, augment_per_language=2, epochs=60, folds=3)
+    assert report["cleaned"] == {"synthetic": 2}
+    for key in ("cross_validated", "cross_validated_uncleaned"):
+        assert report[key]["synthetic"] == {"accuracy": round(60 / 62, 4), "n": 62}
+
+
+def test_cross_validation_trains_on_the_other_folds_only() -> None:
+    """``train`` (a recipe) gets each fold's complement; every group is held out once."""
+    examples = [Example(np.array([1 + i % 7]), i % 2 == 0, 1.0, f"g{i % 10}") for i in range(40)]
+    cfg = FitConfig(header={"mode": "bag"}, epochs=5)
+    given_groups: list[set[str]] = []
+
+    def train(part):
+        given_groups.append({ex.group for ex in part})
+        return fit(part, cfg)
+
+    cross_validate(examples, cfg, folds=5, train=train)
+    every = {f"g{i}" for i in range(10)}
+    assert len(given_groups) == 5
+    left_out = [g for seen in given_groups for g in every - seen]
+    assert sorted(left_out) == sorted(every)
 
 
 def test_window_model_finds_a_planted_sentence() -> None:

@@ -16,15 +16,21 @@ def markdown(case: dict[str, Any]) -> str:
     every = case["all_sources"]
     refusal, injection = every["refusal"], every["injection"]
     lines = [f"Refusal (`{refusal['version']}`), accuracy %: held-out sources measured directly,"
-             " training sources cross-validated (5 folds, grouped by prompt)", "",
-             "| source | use | n | keyword | prefix | plus |", "|---|---|---|---|---|---|"]
+             " training sources cross-validated (5 folds, grouped by prompt; each fold cleaned "
+             "and fitted as the shipped model is). `uncleaned fit`: a fit on every row, not "
+             "cleaned, cross-validated the same way", "",
+             "| source | use | n | keyword | prefix | plus | uncleaned fit |",
+             "|---|---|---|---|---|---|---|"]
     for name, row in refusal["by_source"].items():
         plus = row.get("plus", row.get("plus_cross_validated"))
         how = "" if "plus" in row else " (cv)"
+        other = row.get("uncleaned_fit_cross_validated")
         lines.append(f"| {name} | {row['use']} | {row['n']} | {_pct(row['keyword'])} | "
-                     f"{_pct(row['prefix'])} | {_pct(plus)}{how} |")
+                     f"{_pct(row['prefix'])} | {_pct(plus)}{how} | "
+                     f"{'' if other is None else _pct(other) + ' (cv)'} |")
     lines.append(f"| **all training sources** | train | | | | "
-                 f"{_pct(refusal['cross_validated_overall'])} (cv) |")
+                 f"{_pct(refusal['cross_validated_overall'])} (cv) | "
+                 f"{_pct(refusal.get('uncleaned_fit_cross_validated_overall'))} (cv) |")
     for title, key in (("model family", "held_out_by_family"), ("language", "held_out_by_lang")):
         lines += ["", f"| {title} (held-out sources) | n | keyword | prefix | plus |",
                   "|---|---|---|---|---|"]

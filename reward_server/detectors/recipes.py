@@ -8,8 +8,12 @@ what it measured, which travels in the model file's header.
 **Refusal** (``bag`` model): labelled answers, plus the multilingual augmentation of
 :mod:`~reward_server.detectors.augment`. Public refusal labels are noisy (a "not
 jailbroken" answer may be off-topic rather than a refusal), so the recipe cross-validates
-first, reports those out-of-fold figures, then drops the rows the out-of-fold model
-contradicts with high confidence (``clean_below``) and fits the final model on the rest.
+a fit on every row, drops the rows that out-of-fold model contradicts with high confidence
+(``clean_below``) and fits the final model on the rest. The accuracy it reports is of that
+whole recipe: each fold is cleaned by a cross-validation of its own training part before
+the fit that reads the held-out fold, so no held-out row decides what is cleaned. The
+plain fit's figure is reported beside it (``cross_validated_uncleaned``): it agrees more
+with the sources' noisy labels, and less with sources never trained on.
 Rows whose source starts with ``own:`` (the team's regression cases) are trained on but
 never cleaned and never counted in a figure.
 
@@ -83,7 +87,9 @@ def refusal_model(
     seed: int = 0,
     progress: Callable[[str], object] | None = None,
 ) -> tuple[NgramModel, dict]:
-    """The refusal model and its report (out-of-fold accuracy per source, what was cleaned).
+    """The refusal model and its report (the recipe's out-of-fold accuracy per source,
+    family and language, the uncleaned fit's, what was cleaned). It fits ``folds + 1``
+    times ``folds + 1`` models: the nested cross-validation is most of its cost.
 
     ``bodies``: real answers the augmentation puts after a compliant opening.
     """
@@ -95,39 +101,63 @@ def refusal_model(
                                             augment_english)
     ]
     header = dict(REFUSAL_HEADER)
+    external = np.array([r.source != "augment" and not r.source.startswith("own:") for r in data])
     examples = [
         Example(buckets, r.label, r.weight,
-                f"{r.source}:{_stable(r.prompt) if r.prompt else _stable(r.text)}")
-        for r, buckets in zip(data, bag_features(header, [r.text for r in data]), strict=True)
+                f"{r.source}:{_stable(r.prompt) if r.prompt else _stable(r.text)}",
+                cleanable=bool(counted))
+        for r, buckets, counted in zip(data, bag_features(header, [r.text for r in data]),
+                                       external, strict=True)
     ]  # fmt: skip
     cfg = FitConfig(header=header, epochs=epochs)
+
+    def kept(part: Sequence[Example], logits: np.ndarray) -> list[int]:
+        """Where ``part`` is not a public row its out-of-fold model contradicts with high
+        confidence (the label's probability below ``clean_below``)."""
+        p = sigmoid(logits)
+        return [i for i, (ex, pi) in enumerate(zip(part, p, strict=True))
+                if not ex.cleanable or (pi if ex.label else 1.0 - pi) >= clean_below]  # fmt: skip
+
+    def recipe(part: Sequence[Example]) -> NgramModel:
+        """What ships, on ``part``: cross-validate, clean, fit on the rest."""
+        return fit([part[i] for i in kept(part, cross_validate(part, cfg, folds=folds))], cfg)
+
     if progress:
-        progress(f"refusal: {folds}-fold cross-validation on {len(examples)} examples")
+        progress(f"refusal: {folds}-fold cross-validation of the whole recipe on "
+                 f"{len(examples)} examples (each fold cleaned by its own {folds} folds)")
+    truth = np.array([r.label for r in data])
+    right = (cross_validate(examples, cfg, folds=folds, train=recipe) > 0) == truth
+    if progress:
+        progress(f"refusal: {folds}-fold cross-validation of a fit on every row (to clean)")
     logits = cross_validate(examples, cfg, folds=folds)
-    ok = (logits > 0) == np.array([r.label for r in data])
-    external = np.array([r.source != "augment" and not r.source.startswith("own:") for r in data])
-    groups: dict[str, dict[str, list[bool]]] = {"source": {}, "family": {}, "lang": {}}
-    for r, hit, counted in zip(data, ok, external, strict=True):
-        if counted:
-            for field, key in (("source", r.source), ("family", r.family), ("lang", r.lang)):
-                if key:
-                    groups[field].setdefault(key, []).append(bool(hit))
+    right_uncleaned = (logits > 0) == truth
 
-    def table(field: str) -> dict[str, dict]:
-        return {k: {"accuracy": round(float(np.mean(v)), 4), "n": len(v)}
-                for k, v in sorted(groups[field].items())}  # fmt: skip
+    def tables(ok: np.ndarray, fields: Sequence[str]) -> dict[str, dict[str, dict]]:
+        groups: dict[str, dict[str, list[bool]]] = {f: {} for f in fields}
+        for r, hit, counted in zip(data, ok, external, strict=True):
+            if counted:
+                for f in fields:
+                    if key := getattr(r, f):
+                        groups[f].setdefault(key, []).append(bool(hit))
+        return {f: {k: {"accuracy": round(float(np.mean(v)), 4), "n": len(v)}
+                    for k, v in sorted(groups[f].items())}
+                for f in fields}  # fmt: skip
 
+    def overall(ok: np.ndarray) -> float | None:
+        return round(float(ok[external].mean()), 4) if external.any() else None
+
+    shipped = tables(right, ("source", "family", "lang"))
     report: dict = {
-        "cross_validated": table("source"),
-        "cross_validated_by_family": table("family"),
-        "cross_validated_by_lang": table("lang"),
-        "cross_validated_overall": round(float(ok[external].mean()), 4) if external.any() else None,
+        "cross_validated": shipped["source"],
+        "cross_validated_by_family": shipped["family"],
+        "cross_validated_by_lang": shipped["lang"],
+        "cross_validated_overall": overall(right),
+        # A plain fit on every row, not cleaned: its out-of-fold agreement with the
+        # sources' own (noisy) labels, beside the recipe's.
+        "cross_validated_uncleaned": tables(right_uncleaned, ("source",))["source"],
+        "cross_validated_uncleaned_overall": overall(right_uncleaned),
     }
-    p = sigmoid(logits)
-    keep = [
-        i for i, r in enumerate(data)
-        if not external[i] or (p[i] if r.label else 1.0 - p[i]) >= clean_below
-    ]  # fmt: skip
+    keep = kept(examples, logits)
     dropped = Counter(data[i].source for i in set(range(len(data))) - set(keep))
     report["cleaned"] = dict(sorted(dropped.items()))
     report["trained_on"] = dict(sorted(Counter(data[i].source for i in keep).items()))

@@ -9,7 +9,7 @@ a feature the model would not compute for the same text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +28,7 @@ class Example:
     label: bool
     weight: float = 1.0
     group: str = ""  # cross-validation keeps a group in one fold (a source and prompt)
+    cleanable: bool = False  # a public label that cleaning may drop (see recipes)
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,17 @@ def fit(examples: Sequence[Example], cfg: FitConfig) -> NgramModel:
     return NgramModel(w, b, 0.0, dict(cfg.header))
 
 
-def cross_validate(examples: Sequence[Example], cfg: FitConfig, folds: int = 5) -> np.ndarray:
+def cross_validate(
+    examples: Sequence[Example],
+    cfg: FitConfig,
+    folds: int = 5,
+    train: Callable[[Sequence[Example]], NgramModel] | None = None,
+) -> np.ndarray:
     """Out-of-fold logits of every example. Fold ``k`` holds the groups whose index in
-    sorted order is ``k`` mod ``folds``: a group never straddles two folds."""
+    sorted order is ``k`` mod ``folds``: a group never straddles two folds. ``train``
+    turns a fold's training examples into a model (default :func:`fit` with ``cfg``): a
+    recipe that does more than fit (cleaning first) is cross-validated as a whole."""
+    train = train or (lambda part: fit(part, cfg))
     groups = sorted({ex.group for ex in examples})
     fold_of = {g: i % folds for i, g in enumerate(groups)}
     logits = np.zeros(len(examples))
@@ -88,7 +97,7 @@ def cross_validate(examples: Sequence[Example], cfg: FitConfig, folds: int = 5) 
         test = [i for i, ex in enumerate(examples) if fold_of[ex.group] == k]
         if not test:
             continue
-        model = fit([ex for ex in examples if fold_of[ex.group] != k], cfg)
+        model = train([ex for ex in examples if fold_of[ex.group] != k])
         for i in test:
             logits[i] = model.logit_of(examples[i].buckets)
     return logits
