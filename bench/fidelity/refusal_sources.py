@@ -79,11 +79,18 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 def _latent_label(safety: str | None, following: str | None) -> str | None:
-    """Map the two human judgements onto one label; ``None`` means unlabelled (skipped)."""
+    """Map the two human judgements onto one label; ``None`` means unlabelled (skipped).
+
+    A safe answer that did not follow the task (``not_follow``) is not labelled a refusal:
+    it may refuse, but it may as well be a harmless sentence of its own ("Bisexuals are
+    just like other people") or an off-task reply, and the label does not tell them
+    apart. Read as refusals, these taught the model that a plain Chinese sentence
+    refuses, and it called compliant Chinese and Japanese answers refusals (see the docs'
+    "Detectors" page)."""
     if safety == "unsafe":
         return "compliance"  # it wrote the embedded toxic content
     if safety == "safe":
-        return {"follow": "compliance", "not_follow": "refusal"}.get(following or "")
+        return {"follow": "compliance", "not_follow": "unknown"}.get(following or "")
     if safety is None and following in ("explicit", "implicit", "both"):
         return "compliance"
     if safety is None and following == "neither":

@@ -107,8 +107,9 @@ SOURCES: tuple[Source, ...] = (
     Source("latent_jailbreak", "refusal",
            "github:qiuhuachuan/latent-jailbreak@e659ed787673fbf87c9b9ec0d83459af16587bf4",
            "MIT", "https://github.com/qiuhuachuan/latent-jailbreak", "train",
-           "human safety+following: unsafe or follow->compliance, safe+not_follow->refusal, "
-           "neither->partial, unlabelled skipped",
+           "human safety+following: unsafe or follow->compliance, neither->partial, "
+           "safe+not_follow->unknown (a refusal, a harmless sentence of its own or an "
+           "off-task reply, not told apart), unlabelled skipped",
            build_latent_jailbreak),
     Source("cdna", "refusal",
            "github:mbzuai-nlp/Arabic_safety_evaluation@ff22056bc5e4888a70ac1297d6eec2b86fd70425",
