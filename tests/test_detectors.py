@@ -19,7 +19,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reward_server.detectors import MODEL_DIR, NgramModel, load_model, shipped_model
+from reward_server.detectors import (
+    MODEL_DIR,
+    NgramModel,
+    load_model,
+    recipes,
+    shipped_model,
+    train,
+)
 from reward_server.detectors.features import (
     BITS,
     hash_tokens,
@@ -162,7 +169,7 @@ def test_training_is_deterministic_and_learns(tmp_path: Path) -> None:
     assert not first.read("Sure, the capital is Paris.").positive
 
 
-def test_the_reported_accuracy_is_of_the_whole_recipe_and_counts_every_row() -> None:
+def test_cleaned_rows_still_count_in_the_reported_accuracy() -> None:
     """Mislabelled rows are cleaned from the fit, yet still counted in the figure: the
     recipe is judged against the labels it was given, not against the ones it kept."""
     rows = _labelled(60) + [Labelled("I must decline.", False, "synthetic", f"noisy{i}")
@@ -171,6 +178,29 @@ def test_the_reported_accuracy_is_of_the_whole_recipe_and_counts_every_row() -> 
     assert report["cleaned"] == {"synthetic": 2}
     for key in ("cross_validated", "cross_validated_uncleaned"):
         assert report[key]["synthetic"] == {"accuracy": round(60 / 62, 4), "n": 62}
+
+
+def test_no_held_out_row_reaches_the_cleaning_or_the_fit_that_scores_it(monkeypatch) -> None:
+    """The figure is of the whole recipe: for each outer fold, a cross-validation of the
+    other folds cleans them (``folds`` fits) and one fit reads the fold; then the plain
+    cross-validation and the final fit. No fit made for an outer fold sees its groups."""
+    folds, seen = 3, []
+    real_fit = recipes.fit
+
+    def recording_fit(examples, cfg):
+        seen.append({ex.group for ex in examples})
+        return real_fit(examples, cfg)
+
+    monkeypatch.setattr(recipes, "fit", recording_fit)
+    monkeypatch.setattr(train, "fit", recording_fit)  # cross_validate's own fits
+    refusal_model(_labelled(30), augment_per_language=1, epochs=20, folds=folds)
+    assert len(seen) == (folds + 1) ** 2
+    groups = sorted(set().union(*seen))
+    for k in range(folds):
+        held = {g for i, g in enumerate(groups) if i % folds == k}
+        block = seen[k * (folds + 1) : (k + 1) * (folds + 1)]
+        assert all(not (fitted & held) for fitted in block), k
+    assert seen[-1] == set(groups)  # the final fit reads every row
 
 
 def test_cross_validation_trains_on_the_other_folds_only() -> None:

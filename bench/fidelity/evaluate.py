@@ -104,7 +104,7 @@ def refusal_tables(data: Path, pypi_only: bool = False) -> dict[str, Any]:
                 pooled["lang:" + (r.get("lang") or "unknown")].append(ok)
         else:
             entry["plus_cross_validated"] = cv.get(name, {}).get("accuracy")
-            entry["uncleaned_fit_cross_validated"] = uncleaned.get(name, {}).get("accuracy")
+            entry["plus_cross_validated_uncleaned"] = uncleaned.get(name, {}).get("accuracy")
         by_source[name] = entry
     held = {key: {"n": len(oks), **{d: _accuracy(oks, d) for d in ("keyword", "prefix", "plus")}}
             for key, oks in sorted(pooled.items())}  # fmt: skip
@@ -114,7 +114,7 @@ def refusal_tables(data: Path, pypi_only: bool = False) -> dict[str, Any]:
         "held_out_by_family": {k[7:]: v for k, v in held.items() if k.startswith("family:")},
         "held_out_by_lang": {k[5:]: v for k, v in held.items() if k.startswith("lang:")},
         "cross_validated_overall": report.get("cross_validated_overall"),
-        "uncleaned_fit_cross_validated_overall": report.get("cross_validated_uncleaned_overall"),
+        "cross_validated_uncleaned_overall": report.get("cross_validated_uncleaned_overall"),
         "cross_validated_by_family": report.get("cross_validated_by_family", {}),
         "cross_validated_by_lang": report.get("cross_validated_by_lang", {}),
     }

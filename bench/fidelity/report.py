@@ -10,6 +10,11 @@ def _pct(x: Any) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
+def _cv(x: Any) -> str:
+    """A cross-validated figure, or an empty cell where there is none."""
+    return "" if x is None else f"{_pct(x)} (cv)"
+
+
 def markdown(case: dict[str, Any]) -> str:
     """Tables: refusal by source, family and language; injection by family; false
     positives; cost."""
@@ -24,13 +29,12 @@ def markdown(case: dict[str, Any]) -> str:
     for name, row in refusal["by_source"].items():
         plus = row.get("plus", row.get("plus_cross_validated"))
         how = "" if "plus" in row else " (cv)"
-        other = row.get("uncleaned_fit_cross_validated")
         lines.append(f"| {name} | {row['use']} | {row['n']} | {_pct(row['keyword'])} | "
                      f"{_pct(row['prefix'])} | {_pct(plus)}{how} | "
-                     f"{'' if other is None else _pct(other) + ' (cv)'} |")
+                     f"{_cv(row.get('plus_cross_validated_uncleaned'))} |")
     lines.append(f"| **all training sources** | train | | | | "
-                 f"{_pct(refusal['cross_validated_overall'])} (cv) | "
-                 f"{_pct(refusal.get('uncleaned_fit_cross_validated_overall'))} (cv) |")
+                 f"{_cv(refusal['cross_validated_overall'])} | "
+                 f"{_cv(refusal.get('cross_validated_uncleaned_overall'))} |")
     for title, key in (("model family", "held_out_by_family"), ("language", "held_out_by_lang")):
         lines += ["", f"| {title} (held-out sources) | n | keyword | prefix | plus |",
                   "|---|---|---|---|---|"]
