@@ -233,7 +233,7 @@ def test_cache_keys_of_the_built_in_profiles_did_not_move():
     """``safer_vlm`` and ``hybrid`` hash as pinned (see the comment above the test)."""
     identity = {"model": "m", "mode": "logprob", "prompt": BUILT_IN_PROMPT_VERSION}
     pins = {"safer_vlm": ("c1883320887a6742", "b2b0fe4b194e9daa"),
-            "hybrid": ("283ebd981c78c33a", "94a8ff75750e2f4a")}
+            "hybrid": ("c18e43868df6bec3", "0bf5fe7f4f15a245")}
     for name, (with_judge, without) in pins.items():
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, identity) == with_judge
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, None) == without

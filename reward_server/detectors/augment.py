@@ -308,31 +308,37 @@ ALTERNATIVES: dict[str, list[str]] = {
 
 
 def refusal_examples(rng: random.Random, bodies: list[str], n: int,
-                     english: int = 1) -> Iterator[tuple[str, bool]]:  # fmt: skip
-    """``n`` (text, refuses) pairs per language, half each way: a refusal, alone, with a
-    second sentence, or turning to a safe alternative with content after it; or content in
-    the same language, alone or after a compliant opening (and, for English,
-    sometimes a real answer from ``bodies``). English gets ``english`` times as many: its
-    refusals that turn to an alternative are where a real answer follows."""
+                     english: int = 1) -> Iterator[tuple[str, bool, str]]:  # fmt: skip
+    """``n`` (text, refuses, quoted) triples per language, half each way: a refusal, alone,
+    with a second sentence, or turning to a safe alternative with content after it; or
+    content in the same language, alone or after a compliant opening (and, for English,
+    sometimes the start of a real answer from ``bodies``, which ``quoted`` then holds
+    whole, else ""). English gets ``english`` times as many: its refusals that turn to an
+    alternative are where a real answer follows. ``quoted`` lets cross-validation keep an
+    example in the fold of the answer it quotes."""
     for language, lex in sorted(REFUSAL_LEXICON.items()):
         content = CONTENT[language]
         for i in range(n * (english if language == "en" else 1)):
             if i % 2 == 0:
                 text = rng.choice(lex["no"])
                 turn = rng.random()
+                quoted = ""
                 if turn < 0.3:
                     text += " " + rng.choice(lex["no"])
                 elif turn < 0.7:
                     body = " ".join(rng.sample(content, rng.randint(1, min(3, len(content)))))
                     if language == "en" and bodies and rng.random() < 0.7:
-                        body = rng.choice(bodies)[:500]
+                        quoted = rng.choice(bodies)
+                        body = quoted[:500]
                     text += f" {rng.choice(ALTERNATIVES[language])} {body}"
-                yield text, True
+                yield text, True, quoted
                 continue
+            quoted = ""
             body = " ".join(rng.sample(content, rng.randint(1, min(3, len(content)))))
             if language == "en" and bodies and rng.random() < 0.5:
-                body = rng.choice(bodies)[:300]
+                quoted = rng.choice(bodies)
+                body = quoted[:300]
             if rng.random() < 0.3:  # a short answer with no opening is an answer too
-                yield rng.choice(content), False
+                yield rng.choice(content), False, ""
             else:
-                yield f"{rng.choice(lex['yes'])} {body}", False
+                yield f"{rng.choice(lex['yes'])} {body}", False, quoted

@@ -11,9 +11,8 @@ jailbroken" answer may be off-topic rather than a refusal), so the recipe cross-
 a fit on every row, drops the rows that out-of-fold model contradicts with high confidence
 (``clean_below``) and fits the final model on the rest. The accuracy it reports is of that
 whole recipe: each fold is cleaned by a cross-validation of its own training part before
-the fit that reads the held-out fold, so no held-out row decides what is cleaned. (One
-leak remains: an augmentation row may quote an AlpacaEval answer as its body and is
-grouped on its own, so AlpacaEval's figure may read a little high.) The
+the fit that reads the held-out fold, so no held-out row decides what is cleaned; an
+augmentation example that quotes a real answer (``bodies``) is kept in that answer's fold. The
 plain fit's figure is reported beside it (``cross_validated_uncleaned``): it agrees more
 with the sources' noisy labels, and less with sources never trained on.
 Rows whose source starts with ``own:`` (the team's regression cases) are trained on but
@@ -97,19 +96,21 @@ def refusal_model(
     """
     rng = random.Random(seed)
     data = list(rows)
-    data += [
-        Labelled(text, label, "augment")
-        for text, label in refusal_examples(rng, list(bodies), augment_per_language,
-                                            augment_english)
-    ]
+    groups = [f"{r.source}:{_stable(r.prompt) if r.prompt else _stable(r.text)}" for r in data]
+    group_of = dict(zip((r.text for r in reversed(data)), reversed(groups), strict=True))
+    for text, label, quoted in refusal_examples(rng, list(bodies), augment_per_language,
+                                                augment_english):  # fmt: skip
+        data.append(Labelled(text, label, "augment"))
+        # An example quoting a real answer stays in that answer's fold: otherwise the
+        # answer's words would be read in training while the answer itself is held out.
+        groups.append(group_of.get(quoted) or f"augment:{_stable(text)}")
     header = dict(REFUSAL_HEADER)
     external = np.array([r.source != "augment" and not r.source.startswith("own:") for r in data])
     examples = [
-        Example(buckets, r.label, r.weight,
-                f"{r.source}:{_stable(r.prompt) if r.prompt else _stable(r.text)}",
+        Example(buckets, r.label, r.weight, group,
                 cleanable=bool(counted))  # the public rows: counted, and so cleanable
-        for r, buckets, counted in zip(data, bag_features(header, [r.text for r in data]),
-                                       external, strict=True)
+        for r, buckets, group, counted in zip(
+            data, bag_features(header, [r.text for r in data]), groups, external, strict=True)
     ]  # fmt: skip
     cfg = FitConfig(header=header, epochs=epochs)
 
