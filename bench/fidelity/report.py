@@ -27,10 +27,9 @@ def markdown(case: dict[str, Any]) -> str:
              "| source | use | n | keyword | prefix | plus | uncleaned fit |",
              "|---|---|---|---|---|---|---|"]
     for name, row in refusal["by_source"].items():
-        plus = row.get("plus", row.get("plus_cross_validated"))
-        how = "" if "plus" in row else " (cv)"
+        plus = _pct(row["plus"]) if "plus" in row else _cv(row.get("plus_cross_validated"))
         lines.append(f"| {name} | {row['use']} | {row['n']} | {_pct(row['keyword'])} | "
-                     f"{_pct(row['prefix'])} | {_pct(plus)}{how} | "
+                     f"{_pct(row['prefix'])} | {plus} | "
                      f"{_cv(row.get('plus_cross_validated_uncleaned'))} |")
     lines.append(f"| **all training sources** | train | | | | "
                  f"{_cv(refusal['cross_validated_overall'])} | "

@@ -136,14 +136,14 @@ def refusal_model(
     right_uncleaned = (logits > 0) == truth
 
     def tables(ok: np.ndarray, fields: Sequence[str]) -> dict[str, dict[str, dict]]:
-        groups: dict[str, dict[str, list[bool]]] = {f: {} for f in fields}
+        hits: dict[str, dict[str, list[bool]]] = {f: {} for f in fields}
         for r, hit, counted in zip(data, ok, external, strict=True):
             if counted:
                 for f in fields:
                     if key := getattr(r, f):
-                        groups[f].setdefault(key, []).append(bool(hit))
+                        hits[f].setdefault(key, []).append(bool(hit))
         return {f: {k: {"accuracy": round(float(np.mean(v)), 4), "n": len(v)}
-                    for k, v in sorted(groups[f].items())}
+                    for k, v in sorted(hits[f].items())}
                 for f in fields}  # fmt: skip
 
     def overall(ok: np.ndarray) -> float | None:
