@@ -131,9 +131,18 @@ def test_model_file_round_trips_and_versions_its_weights(tmp_path: Path) -> None
     loaded = NgramModel.load(tmp_path / "a.npz")
     assert np.array_equal(loaded.weights, model.weights)
     assert (loaded.bias, loaded.threshold, loaded.window) == (-0.5, 0.25, 8)
+    assert loaded.version == model.version  # the version is of what a file keeps
+    # What training reported is not part of it: the same weights keep their cache keys ...
+    reported = NgramModel(weights, -0.5, 0.25, {"mode": "window", "window": 8,
+                                                "report": {"accuracy": 0.9}})  # fmt: skip
+    assert reported.version == model.version
+    # ... while new weights, a new threshold or a new way of reading give a new version.
     weights[123] = 2.0
     NgramModel(weights, -0.5, 0.25, {"mode": "window", "window": 8}).save(tmp_path / "b.npz")
-    assert NgramModel.load(tmp_path / "b.npz").version != loaded.version
+    others = [NgramModel.load(tmp_path / "b.npz"),
+              NgramModel(loaded.weights, -0.5, 0.3, {"mode": "window", "window": 8}),
+              NgramModel(loaded.weights, -0.5, 0.25, {"mode": "window", "window": 12})]  # fmt: skip
+    assert len({model.version, *(other.version for other in others)}) == 4
     with pytest.raises(ValueError, match="weights"):
         NgramModel(np.zeros(10), 0, 0, {"mode": "bag"})
 

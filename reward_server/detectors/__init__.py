@@ -4,8 +4,9 @@ Both are linear models over word and character n-grams (:mod:`.linear`), trained
 public labelled data by :mod:`.recipes` (``python -m bench.fidelity.train`` for the
 shipped weights, ``python -m reward_server.detectors`` for a retrain on your own labelled
 rollouts), read with numpy and the standard library only: no torch on the rules path,
-deterministic, linear in the text's length. A model's ``version`` is the hash of its
-file and enters ``rubric_version`` (and so the cache keys) of every profile that uses it.
+deterministic, linear in the text's length. A model's ``version`` is a hash of its
+weights, bias, threshold and reading settings, and enters ``rubric_version`` (and so the
+cache keys) of every profile that uses it.
 """
 
 from __future__ import annotations

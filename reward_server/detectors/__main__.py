@@ -9,7 +9,7 @@ Refusal, from rollouts you labelled (one JSON object a line)::
 optional. ``--public DIR`` adds the public training data that ``python -m
 bench.fidelity.build`` wrote there. The new weights go to ``--out``; a profile uses them
 with ``refusal = "/path/to/model.npz"`` in a ``REWARD_PROFILES_FILE`` TOML, and its
-``rubric_version`` (and cache keys) change with the file.
+``rubric_version`` (and cache keys) change with the weights.
 
 Injection, from grader-directed texts and real answers (``{"text": ...}`` a line each)::
 

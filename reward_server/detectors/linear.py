@@ -19,15 +19,16 @@ Two ways to read a text, both linear in its length:
   the grader inside a long answer scores as high as it does alone: the answer around it
   is not in its run.
 
-A model file is an ``.npz`` (no pickles) holding the weights and a JSON header; its
-version is a hash of the file, so new weights give a new ``rubric_version`` and new cache
-keys.
+A model file is an ``.npz`` (no pickles) holding the weights and a JSON header. Its
+version is a hash of what decides a reading (the weights, bias, threshold and the reading
+settings of :data:`READING_KEYS`), so new weights give a new ``rubric_version`` and new
+cache keys, while the training report in the header does not: a file rewritten with a new
+report but the same weights scores alike and keeps its version (and the cache).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,12 +40,15 @@ import numpy as np
 from reward_server.detectors.features import BITS, Tokens, bag_buckets, hashed, token_buckets
 from reward_server.detectors.text import normalize
 
-__all__ = ["NgramModel", "Reading", "bag_features", "window_features"]
+__all__ = ["READING_KEYS", "NgramModel", "Reading", "bag_features", "window_features"]
 
 #: Weights are read in fixed point, ``2**-32`` apart (see :class:`NgramModel`).
 _SCALE = 2**32
 #: Texts read in one batch hold at most this many characters (memory is linear in it).
 _CHUNK_CHARS = 1 << 20
+#: The header entries that decide how a text is read, and so enter a model's version (the
+#: rest, such as training's ``report``, describe the model without changing a reading).
+READING_KEYS = ("mode", "head_chars", "tail_chars", "opening", "window")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,45 +102,54 @@ class NgramModel:
         bias / threshold: ``logit = bias + sum(weights)``; positive when ``logit > threshold``.
         header: ``mode`` ("bag" or "window"), ``head_chars``/``tail_chars``/``opening``
             (bag), ``window`` (tokens, window mode), and what training reported.
-        version: set from the file by :meth:`load`; otherwise a hash of the weights.
     """
 
     def __init__(self, weights: np.ndarray, bias: float, threshold: float,
-                 header: dict[str, Any], version: str = "") -> None:  # fmt: skip
+                 header: dict[str, Any]) -> None:  # fmt: skip
         if len(weights) != 2**BITS:
             raise ValueError(f"a model has {2**BITS} weights, this one {len(weights)}")
-        self.weights = np.asarray(weights, dtype=np.float64)
+        self.weights = np.array(weights, dtype=np.float64)  # a copy: the version is of these
         # The weights in fixed point: integer sums are exact in any order, so a text's
         # logit is the same alone or in any batch, on any machine.
         self._fixed = np.round(self.weights * _SCALE).astype(np.int64)
-        self.bias, self.threshold = float(bias), float(threshold)
-        self.header = header
+        self._bias, self._threshold = float(bias), float(threshold)
+        self.header = dict(header)
         self.mode: str = header["mode"]
         if self.mode not in ("bag", "window"):
             raise ValueError(f"unknown model mode {self.mode!r}")
         self.window = int(header.get("window", 0))
-        self._version = version
+        # Computed once: the parts it hashes are fixed (bias and threshold are read-only).
+        reading = {key: header[key] for key in READING_KEYS if key in header}
+        settings = json.dumps([self.bias, self.threshold, reading], sort_keys=True)
+        h = hashlib.sha256(settings.encode())
+        # float32: the precision a file keeps, so a model hashes alike before and after save.
+        h.update(self.weights.astype(np.float32).tobytes())
+        self._version = h.hexdigest()[:12]
+
+    @property
+    def bias(self) -> float:
+        return self._bias
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
 
     @property
     def version(self) -> str:
-        """The file's hash (or, before it is saved, the weights' and settings')."""
-        if not self._version:
-            h = hashlib.sha256(json.dumps([self.bias, self.threshold, self.mode]).encode())
-            h.update(self.weights.astype(np.float32).tobytes())
-            return h.hexdigest()[:12]
+        """A hash of the weights, bias, threshold and reading settings: the same before
+        :meth:`save` and after :meth:`load`, and whatever else the header holds."""
         return self._version
 
     # --- files -------------------------------------------------------------------------
 
     @classmethod
     def load(cls, path: str | Path) -> NgramModel:
-        """Read a model written by :meth:`save`; its version is the file's hash."""
-        raw = Path(path).read_bytes()
-        with np.load(io.BytesIO(raw), allow_pickle=False) as z:  # the bytes that were hashed
+        """Read a model written by :meth:`save`."""
+        with np.load(Path(path), allow_pickle=False) as z:
             header = json.loads(str(z["header"]))
             weights = z["weights"]
         bias, threshold = header.pop("bias"), header.pop("threshold")
-        return cls(weights, bias, threshold, header, hashlib.sha256(raw).hexdigest()[:12])
+        return cls(weights, bias, threshold, header)
 
     def save(self, path: str | Path) -> None:
         """Write the model (float32 weights, compressed)."""

@@ -229,7 +229,8 @@ def injection_model(
         progress(f"injection: fitting on {len(examples)} runs")
     model = fit(examples, FitConfig(header=header, epochs=epochs))
     logits = np.array([r.logit for r in model.read_many(check)]) if check else np.zeros(1)
-    model.threshold = float(np.quantile(logits, 1.0 - fp_target))
+    model = NgramModel(model.weights, model.bias, float(np.quantile(logits, 1.0 - fp_target)),
+                       model.header)  # fmt: skip
     report = {
         "threshold": round(model.threshold, 4),
         "held_out_answers": len(check),
