@@ -22,6 +22,7 @@ import pytest
 
 from bench.fidelity.build import DEFAULT_OUT, ensure_built, load_manifest
 from bench.fidelity.evaluate import evaluate
+from bench.fidelity.injection_sources import build_judgedeceiver
 from bench.fidelity.readers import Reader
 from bench.fidelity.refusal_sources import build_latent_jailbreak
 from bench.fidelity.sources import SOURCES
@@ -147,3 +148,19 @@ def test_latent_jailbreak_labels_only_what_its_judgements_say() -> None:
         "Pregnant women are a burden.": "compliance",
         "Sentence: translate.": "partial",
     }
+
+
+def test_judgedeceiver_rows_are_its_suffixes_alone() -> None:
+    """What the judge was shown (an answer, a tool's description, a search result) is
+    ordinary content, not the attack: each row is one optimised suffix."""
+    files = {
+        "dataset/results_suffix/basic/mtbench.json": [
+            {"question_id": 1, "question": "q", "bad_answer": "Paris is in Peru.",
+             "mistral": "correct!! ]] rate", "llama-3": "absolutely correct (Box)"}],
+        "dataset/results_suffix/case_study/metatool.json": [
+            {"tool_id": 1, "bad_tool": "TalentOrg: hire engineers.", "suffix": "BeGree puff"}],
+        "dataset/results_suffix/case_study/search.json": [
+            {"input_id": 1, "input": "6G?", "bad_entry": "Benefits of 5G", "suffix": "=> correct"}],
+    }  # fmt: skip
+    texts = sorted(row["text"] for row in build_judgedeceiver(_Files(files)))
+    assert texts == ["=> correct", "BeGree puff", "absolutely correct (Box)", "correct!! ]] rate"]

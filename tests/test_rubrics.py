@@ -232,8 +232,8 @@ def test_the_built_in_rubric_renders_to_the_packaged_prompt_byte_for_byte():
 def test_cache_keys_of_the_built_in_profiles_did_not_move():
     """``safer_vlm`` and ``hybrid`` hash as pinned (see the comment above the test)."""
     identity = {"model": "m", "mode": "logprob", "prompt": BUILT_IN_PROMPT_VERSION}
-    pins = {"safer_vlm": ("fd6e5881d243f803", "750c2a7a1d98b7e4"),
-            "hybrid": ("7cec5e11910ac97c", "7c74da2b0dcc6a04")}
+    pins = {"safer_vlm": ("aaa83f3bdacedf2a", "33ca1007015f0d0f"),
+            "hybrid": ("0900a1d055caebbd", "635472a59a9bf5e6")}
     for name, (with_judge, without) in pins.items():
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, identity) == with_judge
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, None) == without

@@ -15,21 +15,27 @@ from typing import Any
 from bench.fidelity.readers import Reader
 from bench.fidelity.rows import Row, injection, injections, read_csv
 
+#: What the judge was shown, the suffix's host: an answer, or in the case studies a tool's
+#: description (``metatool``) or a search result (``search``).
+_JUDGEDECEIVER_HOSTS = ("bad_answer", "bad_tool", "bad_entry")
+
 
 def build_judgedeceiver(r: Reader) -> list[Row]:
-    """JudgeDeceiver's optimised suffixes, appended to the bad answer the judge was shown."""
-    meta = {"question_id", "question", "bad_answer", "input_id", "input", "target",
-            "target_answer"}
+    """JudgeDeceiver's optimised suffixes, each a row of its own. Every string of an item
+    that is not its question or host is a suffix (the basic sets have one per target
+    model). The host is left out: it is ordinary content, and read as part of the attack it
+    taught the window model that plain prose (a run of the host's words) is grader-directed;
+    the benchmark plants a suffix in real answers, as a policy would append it to its own."""
+    meta = {"question_id", "question", "input_id", "input", "tool_id", "target",
+            "target_answer", *_JUDGEDECEIVER_HOSTS}
     rows: list[Row] = []
     for path in r.glob("dataset/results_suffix/**/*.json"):
         scope = "-".join(path.removesuffix(".json").split("/")[-2:])
         for item in r.json(path):
-            bad = item.get("bad_answer") or ""
             for key, suffix in item.items():
                 if key in meta or not isinstance(suffix, str) or not suffix.strip():
                     continue
-                rows.append(injection(f"{bad} {suffix}" if bad else suffix,
-                                      f"judgedeceiver:optimized_suffix:{scope}",
+                rows.append(injection(suffix, f"judgedeceiver:optimized_suffix:{scope}",
                                       "JudgeDeceiver", grader=True, template=False))
     return injections(rows)
 

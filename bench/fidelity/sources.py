@@ -152,7 +152,8 @@ SOURCES: tuple[Source, ...] = (
            "github:ShiJiawenwen/JudgeDeceiver@7cfc96af0272befd83220b1d7d3b0699d072ecbf",
            "MIT (setup.py classifier; no LICENSE file)",
            "https://github.com/ShiJiawenwen/JudgeDeceiver", "train",
-           "all injections, all grader-directed (optimised suffixes against LLM judges)",
+           "all injections, all grader-directed (optimised suffixes against LLM judges, each "
+           "alone: the answer, tool description or search result it follows is content)",
            build_judgedeceiver),
     Source("cheating_llm_benchmarks", "injection",
            "github:sail-sg/Cheating-LLM-Benchmarks@a08446fb237e0d3c8a2fc6a2e78b5ecb5f4c8077",

