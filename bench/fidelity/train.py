@@ -15,6 +15,8 @@ on grader-directed text, so they are evaluation only. So are JudgeDeceiver's opt
 suffixes (strings of unrelated tokens): a model trained without them catches 3 % of them,
 and trained on them it set a higher threshold (2.05 against 1.62) and caught fewer of the
 other families (the team's own notes to a grader, left out: 72 % against 77 %).
+giskard's 20 role-play prompts are the exception that stays: without them the threshold
+fell and false positives on held-out answers doubled (37 against 19 of 6,641).
 """
 
 from __future__ import annotations
