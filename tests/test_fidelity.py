@@ -26,6 +26,7 @@ from bench.fidelity.injection_sources import build_judgedeceiver
 from bench.fidelity.readers import Reader
 from bench.fidelity.refusal_sources import build_latent_jailbreak
 from bench.fidelity.sources import SOURCES
+from bench.fidelity.train import INJECTION_TRAIN
 from reward_server.detectors import shipped_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,3 +165,5 @@ def test_judgedeceiver_rows_are_its_suffixes_alone() -> None:
     }  # fmt: skip
     texts = sorted(row["text"] for row in build_judgedeceiver(_Files(files)))
     assert texts == ["=> correct", "BeGree puff", "absolutely correct (Box)", "correct!! ]] rate"]
+    # Evaluation only (see bench.fidelity.train): trained on, they cost recall elsewhere.
+    assert "judgedeceiver" not in INJECTION_TRAIN

@@ -125,7 +125,7 @@ def test_registry_and_protocol() -> None:
         assert detector.name == name
         assert detector.version.startswith(name + "-")
     assert KEYWORD.version != PLUS.version
-    # the plus version names the weights: it is the hash of the shipped model file
+    # the plus version names the weights: a hash of the shipped model's weights and settings
     assert PLUS.version == f"plus-4-{PLUS.model.version}"
 
 

@@ -232,8 +232,8 @@ def test_the_built_in_rubric_renders_to_the_packaged_prompt_byte_for_byte():
 def test_cache_keys_of_the_built_in_profiles_did_not_move():
     """``safer_vlm`` and ``hybrid`` hash as pinned (see the comment above the test)."""
     identity = {"model": "m", "mode": "logprob", "prompt": BUILT_IN_PROMPT_VERSION}
-    pins = {"safer_vlm": ("aaa83f3bdacedf2a", "33ca1007015f0d0f"),
-            "hybrid": ("0900a1d055caebbd", "635472a59a9bf5e6")}
+    pins = {"safer_vlm": ("9e59e925236e9068", "3240a136881feb6b"),
+            "hybrid": ("0baef0f5301c970b", "6fd8389f64817d4b")}
     for name, (with_judge, without) in pins.items():
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, identity) == with_judge
         assert rubric_version(BUILTIN_PROFILES[name], BUILTIN_PROFILES, None) == without

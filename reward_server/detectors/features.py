@@ -71,10 +71,10 @@ _TOKEN_AT = re.compile(rf"([{re.escape(_ASCII_MARKS)}])\1*|[{_ONE}]|[^\s{_ONE}]+
 #: A run of one ASCII mark (it is one token) and the tokens of text without such runs.
 _MARK_RUN = re.compile(rf"([{re.escape(_ASCII_MARKS)}])\1+")
 _TOKEN = re.compile(rf"[{_ONE}]|[^\s{_ONE}]+")
-# One-character tokens a spaced-out word is made of: 1 a letter, 2 a spacer between them.
+# One-character tokens a spaced-out word is made of: 1 a letter or digit, 2 a spacer.
 _KIND = np.zeros(0x110000, dtype=np.uint8)
-for _c in range(0x2000):  # letters of the alphabetic scripts (Latin to Devanagari)
-    if chr(_c).isalpha():
+for _c in range(0x2000):  # letters and digits of the alphabetic scripts (Latin to Devanagari):
+    if chr(_c).isalnum():  # what ``unspace_indexed`` joins ("s c o r e 1 0" too)
         _KIND[_c] = 1
 for _c in "-_.*·|/":
     _KIND[ord(_c)] = 2

@@ -118,9 +118,11 @@ class NgramModel:
         if self.mode not in ("bag", "window"):
             raise ValueError(f"unknown model mode {self.mode!r}")
         self.window = int(header.get("window", 0))
-        # Computed once: the parts it hashes are fixed (bias and threshold are read-only).
-        reading = {key: header[key] for key in READING_KEYS if key in header}
-        settings = json.dumps([self.bias, self.threshold, reading], sort_keys=True)
+        # Read once, hashed once: a later change to ``header`` (training writes its report
+        # there) changes neither how a text is read nor the version; bias and threshold
+        # are read-only.
+        self._settings = {key: header[key] for key in READING_KEYS if key in header}
+        settings = json.dumps([self.bias, self.threshold, self._settings], sort_keys=True)
         h = hashlib.sha256(settings.encode())
         # float32: the precision a file keeps, so a model hashes alike before and after save.
         h.update(self.weights.astype(np.float32).tobytes())
@@ -182,7 +184,7 @@ class NgramModel:
 
     def _read_chunk(self, texts: Sequence[str]) -> list[Reading]:
         if self.mode == "bag":
-            text, buckets = _bag(self.header, texts)
+            text, buckets = _bag(self._settings, texts)
             # Every text has buckets (<s> and </s> at least), in text order.
             firsts = np.searchsorted(text, np.arange(len(texts)))
             totals = np.add.reduceat(self._fixed[buckets], firsts)
