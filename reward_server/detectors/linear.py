@@ -139,7 +139,8 @@ class NgramModel:
     @property
     def version(self) -> str:
         """A hash of the weights, bias, threshold and reading settings: the same before
-        :meth:`save` and after :meth:`load`, and whatever else the header holds."""
+        :meth:`save` and after :meth:`load`; the rest of the header (the training report)
+        does not enter it."""
         return self._version
 
     # --- files -------------------------------------------------------------------------

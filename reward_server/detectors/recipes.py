@@ -97,7 +97,9 @@ def refusal_model(
     rng = random.Random(seed)
     data = list(rows)
     groups = [f"{r.source}:{_stable(r.prompt) if r.prompt else _stable(r.text)}" for r in data]
-    group_of = dict(zip((r.text for r in reversed(data)), reversed(groups), strict=True))
+    group_of: dict[str, str] = {}  # an answer's fold group (its first row's, if repeated)
+    for r, group in zip(data, groups, strict=True):
+        group_of.setdefault(r.text, group)
     for text, label, quoted in refusal_examples(rng, list(bodies), augment_per_language,
                                                 augment_english):  # fmt: skip
         data.append(Labelled(text, label, "augment"))
